@@ -1,0 +1,1 @@
+"""inti_export.calibration"""
