@@ -28,4 +28,4 @@ def console():
     """A rich console on stdout (imported lazily: rich is not needed to import the package)."""
     from rich.console import Console
 
-    return Console(file=sys.stdout, soft_wrap=True)
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)

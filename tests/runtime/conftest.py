@@ -1,0 +1,176 @@
+"""Fixtures for the runtime tests: a tiny InTI-style ONNX, in FP32 and FP16.
+
+The graph stands in for the exporter's output until `inti_export.exporter.export_onnx` lands; swap
+`_write_test_onnx` for a real `test-tiny` export then and keep the fixture names.
+
+    video (B, 4, 3, 8, 8) float32
+      -> Reshape (B, 4, 192) -> MatMul (B, 4, 16) = tokens
+      -> a = tokens[:, 0::2], b = tokens[:, 1::2]            (B, 2, 16) each
+      -> h = Concat(a, b, a - b, a * b)                       (B, 2, 64)
+      -> inti.TokenInterpolate(h, a, b, w1, b1, w2, b2)      (B, 2, 16), a model-local function
+      -> ReduceMean over tokens -> embedding (B, 16) float32
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+FUNCTION_DOMAIN = "inti"
+FUNCTION_NAME = "TokenInterpolate"
+D = 16  # token width
+T = 4  # frames
+
+
+def _token_interpolate_function() -> onnx.FunctionProto:
+    """y = w_a * a + w_b * b, (w_a, w_b) = softmax(Linear(GELU(Linear(h)))); dtype-generic via CastLike."""
+    n = helper.make_node
+    nodes = [
+        n("Transpose", ["w1"], ["w1t"], perm=[1, 0]),
+        n("MatMul", ["h", "w1t"], ["z1m"]),
+        n("Add", ["z1m", "b1"], ["z1"]),
+        # exact GELU: 0.5 * z * (1 + erf(z / sqrt(2)))
+        n("Constant", [], ["half_f"], value=helper.make_tensor("half_f", TensorProto.FLOAT, [], [0.5])),
+        n("Constant", [], ["one_f"], value=helper.make_tensor("one_f", TensorProto.FLOAT, [], [1.0])),
+        n("Constant", [], ["rsqrt2_f"], value=helper.make_tensor("rsqrt2_f", TensorProto.FLOAT, [], [0.70710678])),
+        n("CastLike", ["half_f", "z1"], ["half"]),
+        n("CastLike", ["one_f", "z1"], ["one"]),
+        n("CastLike", ["rsqrt2_f", "z1"], ["rsqrt2"]),
+        n("Mul", ["z1", "rsqrt2"], ["zs"]),
+        n("Erf", ["zs"], ["ez"]),
+        n("Add", ["ez", "one"], ["ez1"]),
+        n("Mul", ["z1", "ez1"], ["zg"]),
+        n("Mul", ["zg", "half"], ["hidden"]),
+        n("Transpose", ["w2"], ["w2t"], perm=[1, 0]),
+        n("MatMul", ["hidden", "w2t"], ["z2m"]),
+        n("Add", ["z2m", "b2"], ["logits"]),
+        n("Softmax", ["logits"], ["w"], axis=-1),
+        n("Constant", [], ["split"], value=helper.make_tensor("split", TensorProto.INT64, [2], [1, 1])),
+        n("Split", ["w", "split"], ["wa", "wb"], axis=-1),
+        n("Mul", ["wa", "a"], ["ya"]),
+        n("Mul", ["wb", "b"], ["yb"]),
+        n("Add", ["ya", "yb"], ["y"]),
+    ]
+    return helper.make_function(
+        FUNCTION_DOMAIN,
+        FUNCTION_NAME,
+        inputs=["h", "a", "b", "w1", "b1", "w2", "b2"],
+        outputs=["y"],
+        nodes=nodes,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+    )
+
+
+def make_test_model(precision: str = "fp32", metadata: bool = True, seed: int = 0) -> onnx.ModelProto:
+    """The tiny graph above; `precision="fp16"` keeps FP32 I/O and runs everything between in FP16."""
+    rng = np.random.default_rng(seed)
+    wdtype = np.float16 if precision == "fp16" else np.float32
+    inits = {
+        "w0": rng.standard_normal((192, D)) * 0.1,
+        "w1": rng.standard_normal((D, 4 * D)) * 0.1,
+        "b1": rng.standard_normal((D,)) * 0.1,
+        "w2": rng.standard_normal((2, D)) * 0.1,
+        "b2": rng.standard_normal((2,)) * 0.1,
+    }
+    initializers = [numpy_helper.from_array(v.astype(wdtype), k) for k, v in inits.items()]
+    initializers += [
+        numpy_helper.from_array(np.array([0, T, 192], np.int64), "shape0"),
+        numpy_helper.from_array(np.array([0], np.int64), "start0"),
+        numpy_helper.from_array(np.array([1], np.int64), "start1"),
+        numpy_helper.from_array(np.array([T], np.int64), "endT"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2], np.int64), "step2"),
+    ]
+    n = helper.make_node
+    nodes = []
+    x = "video"
+    if precision == "fp16":
+        nodes.append(n("Cast", ["video"], ["video16"], to=TensorProto.FLOAT16, name="cast_in"))
+        x = "video16"
+    nodes += [
+        n("Reshape", [x, "shape0"], ["flat"], name="flatten"),  # (B, T, 192)
+        n("MatMul", ["flat", "w0"], ["tokens"], name="patch_embed"),  # (B, T, D)
+        n("Slice", ["tokens", "start0", "endT", "axis1", "step2"], ["a"], name="take_a"),  # (B, T/2, D)
+        n("Slice", ["tokens", "start1", "endT", "axis1", "step2"], ["b"], name="take_b"),
+        n("Sub", ["a", "b"], ["amb"], name="diff"),
+        n("Mul", ["a", "b"], ["atb"], name="prod"),
+        n("Concat", ["a", "b", "amb", "atb"], ["h"], axis=-1, name="context"),  # (B, T/2, 4D)
+        n(
+            FUNCTION_NAME,
+            ["h", "a", "b", "w1", "b1", "w2", "b2"],
+            ["y"],
+            domain=FUNCTION_DOMAIN,
+            name="inti_step_0",
+        ),
+        n("ReduceMean", ["y"], ["pooled"], axes=[1], keepdims=0, name="pool"),  # (B, D)
+    ]
+    if precision == "fp16":
+        nodes.append(n("Cast", ["pooled"], ["embedding"], to=TensorProto.FLOAT, name="cast_out"))
+    else:
+        nodes[-1].output[0] = "embedding"
+    graph = helper.make_graph(
+        nodes,
+        "inti_test_tiny",
+        [helper.make_tensor_value_info("video", TensorProto.FLOAT, ["batch", T, 3, 8, 8])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", D])],
+        initializer=initializers,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(FUNCTION_DOMAIN, 1)],
+        functions=[_token_interpolate_function()],
+        producer_name="inti-export-tests",
+    )
+    model.ir_version = 8
+    if metadata:
+        props = {
+            "inti.version": "0.1.0",
+            "inti.preset": "test-onnx-fixture",
+            "inti.frames": str(T),
+            "inti.image_size": "8",
+            "inti.mean": json.dumps([0.5, 0.5, 0.5]),
+            "inti.std": json.dumps([0.5, 0.5, 0.5]),
+            "inti.insert_before": json.dumps([1]),
+            "inti.inputs": json.dumps([{"name": "video", "shape": ["B", T, 3, 8, 8], "layout": "BTCHW"}]),
+            "inti.outputs": json.dumps([{"name": "embedding", "shape": ["B", D], "layout": "BE"}]),
+            "inti.opset": str(OPSET),
+        }
+        if precision != "fp32":
+            props["inti.precision"] = precision
+        helper.set_model_props(model, props)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _write_test_onnx(path: Path, precision: str = "fp32", metadata: bool = True) -> Path:
+    onnx.save(make_test_model(precision, metadata), str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("onnx")
+
+
+@pytest.fixture(scope="session")
+def test_onnx(onnx_dir) -> Path:
+    """The FP32 test ONNX with our metadata (input `video` (B, 4, 3, 8, 8), output `embedding` (B, 16))."""
+    return _write_test_onnx(onnx_dir / "tiny_fp32.onnx", "fp32")
+
+
+@pytest.fixture(scope="session")
+def test_onnx_fp16(onnx_dir) -> Path:
+    """The same graph cast to FP16 inside (FP32 I/O), `inti.precision` = fp16."""
+    return _write_test_onnx(onnx_dir / "tiny_fp16.onnx", "fp16")
+
+
+@pytest.fixture(scope="session")
+def foreign_onnx(onnx_dir) -> Path:
+    """The FP32 graph without any `inti.*` metadata."""
+    return _write_test_onnx(onnx_dir / "foreign.onnx", "fp32", metadata=False)
