@@ -21,3 +21,27 @@ def tiny_model():
 def tiny_video():
     g = torch.Generator().manual_seed(1)
     return torch.randn(2, 8, 3, 32, 32, generator=g)
+
+
+@pytest.fixture(scope="session")
+def shipped_videos():
+    from inti_export.calibration.clips import shipped_videos_dir
+
+    return shipped_videos_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_clips(tiny_model, shipped_videos):
+    """Real frames: 4 clips of the shipped mp4s at test-tiny's size, (4, 8, 3, 32, 32)."""
+    from inti_export.calibration.clips import load_clips, preprocess_for
+
+    return load_clips(shipped_videos, preprocess_for(tiny_model.cfg))
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory, tiny_model, tiny_clips):
+    """test-tiny exported once per session (function form, dynamic batch), verified on real clips."""
+    from inti_export.exporter import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "test-tiny.onnx"
+    return export_onnx(tiny_model, path, clips=tiny_clips.clips[:2], clip_names=tiny_clips.names[:2])

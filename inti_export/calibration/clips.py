@@ -159,7 +159,9 @@ def _decode(path: Path, wanted: set[int]) -> tuple[dict, int]:
                 if count > last:
                     break
         except av.FFmpegError as e:
-            raise VideoError(f"cannot decode video {path} at frame {count}: {e}; the file may be corrupt") from e
+            raise VideoError(
+                f"cannot decode video {path} at frame {count}: {e}; the file may be corrupt"
+            ) from e
     return images, count
 
 
@@ -188,7 +190,9 @@ def _load_video(path: Path, pre: Preprocess, clip_indices: Sequence[int], num_cl
     return [np.stack([tensors[i] for i in idx]).astype(np.float32, copy=False) for idx in per_clip]
 
 
-def load_clip(path: str | os.PathLike, pre: Preprocess, clip_index: int = 0, num_clips: int = 1) -> np.ndarray:
+def load_clip(
+    path: str | os.PathLike, pre: Preprocess, clip_index: int = 0, num_clips: int = 1
+) -> np.ndarray:
     """One clip `(T, 3, H, W)` float32 from segment `clip_index` of `num_clips` equal segments."""
     if not 0 <= clip_index < num_clips:
         raise VideoError(f"clip_index={clip_index} is outside 0..{num_clips - 1}; pick a clip that exists")
@@ -364,3 +368,8 @@ def load_npz(path: str | os.PathLike, input_name: str = "video") -> np.ndarray:
     if not np.isfinite(array).all():
         raise CalibrationError(f"calibration array in {path} (shape {array.shape}) holds NaN or inf values")
     return array
+
+
+def preprocess_for(cfg) -> Preprocess:
+    """The preprocessing a model config expects (its frames, image size and normalisation)."""
+    return Preprocess(frames=cfg.frames, image_size=cfg.image_size, mean=tuple(cfg.mean), std=tuple(cfg.std))

@@ -152,7 +152,8 @@ def test_bad_videos_skipped_and_named(videos, tmp_path, caplog):
 def test_truncated_mid_stream_never_crashes(videos, tmp_path, caplog):
     """A half-downloaded file with its index up front: the damage shows only while decoding."""
     whole = tmp_path / "whole.mp4"
-    with av.open(str(videos / "bikes.mp4")) as inp, av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
+    faststart = {"movflags": "faststart"}  # index before the data
+    with av.open(str(videos / "bikes.mp4")) as inp, av.open(str(whole), "w", options=faststart) as out:
         stream = inp.streams.video[0]
         ostream = out.add_stream_from_template(stream)
         for packet in inp.demux(stream):
@@ -172,7 +173,8 @@ def test_truncated_mid_stream_never_crashes(videos, tmp_path, caplog):
 
 def test_too_short_skipped(videos):
     long_clips = Preprocess(frames=64, image_size=32, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
-    result = load_clips([videos / "bikes.mp4", videos / "carphone_distorted.mp4"], long_clips, clips_per_video=2)
+    files = [videos / "bikes.mp4", videos / "carphone_distorted.mp4"]
+    result = load_clips(files, long_clips, clips_per_video=2)
     assert result.names == ["bikes.mp4#0", "bikes.mp4#1"]
     assert result.skipped[0][0] == "carphone_distorted.mp4" and "120 frames" in result.skipped[0][1]
 

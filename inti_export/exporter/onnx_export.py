@@ -1,0 +1,279 @@
+"""Model to ONNX: `export_onnx` and the checks that follow it."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+import inti_export
+from inti_export.errors import ExportError
+from inti_export.exporter import functions, passes
+from inti_export.models import switches
+from inti_export.models.video_vit import InTIVideoModel
+from inti_export.plugins import op as _inti_op  # noqa: F401  registers torch.ops.inti.token_interpolate
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 20  # torch.onnx's dynamo default; the InTI function uses opset-18 ops only
+INPUT_NAME = "video"
+InTIOp = Literal["function", "decomposed"]
+
+
+@dataclass
+class ExportSpec:
+    """How to export: opset, batch axis, and how InTI appears in the graph."""
+
+    opset: int = DEFAULT_OPSET
+    dynamic_batch: bool = True
+    inti_op: InTIOp = "function"
+    example_batch: int = 2  # >= 2 so the batch axis is not specialised to a constant
+    max_batch: int = 1024
+
+
+@dataclass
+class Verification:
+    """ONNX Runtime (CPU) against PyTorch on one batch of clips."""
+
+    clips: list[str]
+    max_abs_err: float
+    scale: float  # max |output| of PyTorch
+    rel_err: float  # max_abs_err / scale
+    cosine: float
+    passed: bool
+
+
+@dataclass
+class ExportResult:
+    onnx_path: Path
+    manifest_path: Path
+    manifest: dict[str, Any]
+    verification: Verification | None = None
+    boundaries: list[dict[str, str]] = field(default_factory=list)
+
+
+REL_TOL = 1e-4
+COSINE_MIN = 0.99999
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_state_dict(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def onnx_metadata(model: InTIVideoModel, spec: ExportSpec) -> dict[str, Any]:
+    cfg = model.cfg
+    layout = "B,T,C,H,W"
+    batch = "batch" if spec.dynamic_batch else spec.example_batch
+    out_dim = cfg.num_classes or cfg.embed_dim
+    return {
+        "inti.version": inti_export.__version__,
+        "inti.preset": cfg.name,
+        "inti.frames": cfg.frames,
+        "inti.image_size": cfg.image_size,
+        "inti.mean": list(cfg.mean),
+        "inti.std": list(cfg.std),
+        "inti.insert_before": list(cfg.insert_before),
+        "inti.inputs": [
+            {"name": INPUT_NAME, "shape": [batch, cfg.frames, 3, cfg.image_size, cfg.image_size],
+             "layout": layout, "dtype": "float32", "normalisation": "CLIP mean/std, RGB, [0,1] before"}
+        ],
+        "inti.outputs": [{"name": model.output_name, "shape": [batch, out_dim], "layout": "B,E"}],
+        "inti.opset": spec.opset,
+        "inti.inti_op": spec.inti_op,
+        "inti.precision": "fp32",
+        "inti.config": cfg.to_dict(),
+    }
+
+
+def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
+    """Our `inti.*` metadata of an ONNX file, JSON values decoded; {} if it has none."""
+    import onnx
+
+    m = onnx.load(str(onnx_path), load_external_data=False)
+    out = {}
+    for p in m.metadata_props:
+        if p.key.startswith("inti."):
+            try:
+                out[p.key] = json.loads(p.value)
+            except json.JSONDecodeError:
+                out[p.key] = p.value
+    return out
+
+
+def example_video(model: InTIVideoModel, batch: int, seed: int = 0) -> torch.Tensor:
+    c = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, c.frames, 3, c.image_size, c.image_size, generator=g)
+
+
+def _torch_export(model: InTIVideoModel, spec: ExportSpec):
+    """torch.onnx dynamo export -> onnx_ir.Model (attention as plain ops, InTI as one node or decomposed)."""
+    video = example_video(model, spec.example_batch)
+    dynamic = {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=spec.max_batch)}} if spec.dynamic_batch else None
+    functions.register_schema()
+    mode = switches.compute_mode(fused_attention=False, blend_op=spec.inti_op == "function")
+    with mode, torch.no_grad(), contextlib.redirect_stdout(open(os.devnull, "w")):
+        program = torch.onnx.export(
+            model,
+            (video,),
+            dynamo=True,
+            opset_version=spec.opset,
+            input_names=[INPUT_NAME],
+            output_names=[model.output_name],
+            dynamic_shapes=dynamic,
+            custom_translation_table={torch.ops.inti.token_interpolate.default: functions.translate_token_interpolate},
+            optimize=True,
+            verbose=False,
+        )
+    return program.model
+
+
+def verify_onnx(
+    onnx_path: str | Path,
+    model: InTIVideoModel,
+    clips: np.ndarray | None = None,
+    clip_names: list[str] | None = None,
+) -> Verification:
+    """Full onnx.checker check, then ONNX Runtime CPU against PyTorch on `clips` (B, T, 3, H, W)."""
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        onnx.checker.check_model(str(onnx_path), full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"onnx.checker rejected {onnx_path}: {str(e).splitlines()[0]}") from e
+    if clips is None:
+        clips = example_video(model, 2, seed=1).numpy()
+        clip_names = ["random#0", "random#1"]
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {INPUT_NAME: clips.astype(np.float32)})[0]
+    with torch.no_grad():
+        want = model(torch.from_numpy(clips)).numpy()
+    err = float(np.abs(got - want).max())
+    scale = float(np.abs(want).max()) or 1.0
+    a, b = got.reshape(len(got), -1).astype(np.float64), want.reshape(len(want), -1).astype(np.float64)
+    cos = float(np.min((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)))
+    passed = err / scale < REL_TOL and cos > COSINE_MIN
+    return Verification(list(clip_names or []), err, scale, err / scale, cos, passed)
+
+
+def export_onnx(
+    model: InTIVideoModel,
+    output: str | Path,
+    spec: ExportSpec | None = None,
+    *,
+    verify: bool = True,
+    clips: np.ndarray | None = None,
+    clip_names: list[str] | None = None,
+) -> ExportResult:
+    """Export `model` to `output` (+ `output.json` manifest); verify against PyTorch unless told not to.
+
+    The file is written under a temporary name and renamed only once every check passed.
+    """
+    spec = spec or ExportSpec()
+    output = Path(output)
+    if spec.inti_op not in ("function", "decomposed"):
+        raise ExportError(f"inti_op={spec.inti_op!r}: use 'function' or 'decomposed'")
+    if spec.opset < 18:
+        raise ExportError(f"opset={spec.opset}: the exporter needs opset 18 or newer")
+    if spec.example_batch < 2 and spec.dynamic_batch:
+        raise ExportError(f"example_batch={spec.example_batch}: use >= 2 so the batch axis stays dynamic")
+    if not output.parent.is_dir():
+        raise ExportError(f"output directory {str(output.parent)!r} does not exist")
+    if not os.access(output.parent, os.W_OK):
+        raise ExportError(f"output directory {str(output.parent)!r} is not writable")
+    model = model.eval()
+    tmp = output.with_name(f".{output.name}.tmp")
+    manifest_path = output.with_name(output.name + ".json")
+    try:
+        logger.info("exporting %s with torch.onnx (dynamo), opset %d", model.cfg.name, spec.opset)
+        try:
+            ir_model = _torch_export(model, spec)
+        except Exception as e:
+            raise ExportError(f"torch.onnx.export failed for {model.cfg.name}: {str(e).strip().splitlines()[0]}") from e
+        passes.attach_inti_function(ir_model)
+        boundaries = passes.name_boundaries(ir_model)
+        passes.strip_node_metadata(ir_model)
+        metadata = onnx_metadata(model, spec)
+        metadata["inti.boundaries"] = boundaries
+        passes.set_metadata(ir_model, metadata)
+        ir_model.producer_name, ir_model.producer_version = "inti-export", inti_export.__version__
+        ir_model.graph.name = model.cfg.name
+        n_inti = len(passes.inti_nodes(ir_model))
+        if spec.inti_op == "function" and n_inti != len(model.cfg.insert_before):
+            raise ExportError(f"expected {len(model.cfg.insert_before)} TokenInterpolate nodes, found {n_inti}")
+        import onnx_ir
+
+        onnx_ir.save(ir_model, tmp)
+        verification = None
+        if verify:
+            logger.info("verifying %s with onnx.checker and ONNX Runtime", tmp)
+            verification = verify_onnx(tmp, model, clips, clip_names)
+            if not verification.passed:
+                raise ExportError(
+                    f"ONNX Runtime output differs from PyTorch: rel err {verification.rel_err:.2e} "
+                    f"(limit {REL_TOL:.0e}), cosine {verification.cosine:.7f} (limit {COSINE_MIN})"
+                )
+        manifest = {
+            "onnx": output.name,
+            "onnx_sha256": sha256_file(tmp),
+            "weights_sha256": sha256_state_dict(model),
+            "preset": model.cfg.name,
+            "config": model.cfg.to_dict(),
+            "export": asdict(spec),
+            "inti_nodes": n_inti,
+            "boundaries": boundaries,
+            "versions": _versions(),
+            "verification": asdict(verification) if verification else None,
+        }
+        _write_json_atomic(manifest_path, manifest)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(output, manifest_path, manifest, verification, boundaries)
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import onnxscript
+    import open_clip
+
+    return {
+        "inti_export": inti_export.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "open_clip": open_clip.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)

