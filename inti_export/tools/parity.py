@@ -1,0 +1,230 @@
+"""The parity gate: the same clips through PyTorch, ONNX Runtime and TensorRT, compared per output.
+
+`run_parity` returns a `ParityReport` (JSON-serialisable, schema in docs/reports.md); when a
+comparison against ONNX Runtime fails, `localize_divergence` runs a debug copy of the ONNX with
+every block's and InTI layer's output exposed and names the first one that diverges.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import inti_export
+from inti_export.errors import IntiExportError, ParityError
+from inti_export.exporter.onnx_export import read_metadata
+from inti_export.runtime.base import Runner
+from inti_export.tools.compare import Comparison, Tolerance, compare_arrays, cosine_per_sample, get_tolerance
+
+logger = logging.getLogger(__name__)
+
+PARITY_SCHEMA = "inti-export/parity/1"
+
+
+@dataclass
+class BoundaryCheck:
+    """One intermediate output (a block's or an InTI layer's) of ONNX Runtime against PyTorch."""
+
+    name: str  # "block.<i>" or "inti.<i>"
+    description: str
+    value: str  # ONNX value name
+    rel_to_scale: float
+    cosine_min: float
+    passed: bool
+
+
+@dataclass
+class Divergence:
+    runner: str
+    first: str | None  # description of the first diverging boundary, None if all intermediates agree
+    checks: list[BoundaryCheck]
+
+
+@dataclass
+class ParityReport:
+    preset: str
+    onnx: str | None
+    engine: str | None
+    tolerance: dict[str, Any]
+    clips: list[str]
+    runners: list[str]
+    skipped: dict[str, str]  # runner -> reason
+    comparisons: list[Comparison]
+    divergence: Divergence | None = None
+    passed: bool = False
+    schema: str = PARITY_SCHEMA
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ParityReport":
+        if d.get("schema") != PARITY_SCHEMA:
+            raise ParityError(f"not a parity report of schema {PARITY_SCHEMA}: schema={d.get('schema')!r}")
+        d = dict(d)
+        d["comparisons"] = [Comparison(**c) for c in d["comparisons"]]
+        if d.get("divergence"):
+            div = dict(d["divergence"])
+            div["checks"] = [BoundaryCheck(**c) for c in div["checks"]]
+            d["divergence"] = Divergence(**div)
+        return cls(**d)
+
+
+def describe_boundary(name: str) -> str:
+    kind, idx = name.split(".")
+    return f"InTI layer before block {idx}" if kind == "inti" else f"block {idx} (0-based resblocks[{idx}])"
+
+
+def run_all(runners: list[Runner], feed: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for r in runners:
+        with r:
+            out[r.name] = r.infer(feed)
+    return out
+
+
+def torch_boundaries(model, video: np.ndarray) -> dict[str, np.ndarray]:
+    """PyTorch outputs of every block and InTI layer, keyed like the ONNX boundaries ("block.3")."""
+    captured: dict[str, np.ndarray] = {}
+    hooks = []
+
+    def grab(key):
+        return lambda m, i, o: captured.__setitem__(key, o.detach().float().cpu().numpy())
+
+    for idx, layer in model.inti.items():
+        hooks.append(layer.register_forward_hook(grab(f"inti.{idx}")))
+    for i, block in enumerate(model.visual.transformer.resblocks):
+        hooks.append(block.register_forward_hook(grab(f"block.{i}")))
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(video))
+    finally:
+        for h in hooks:
+            h.remove()
+    return captured
+
+
+def localize_divergence(model, onnx_path: str | Path, video: np.ndarray, tol: Tolerance, runner_name: str = "ort-cpu") -> Divergence:
+    """Run a debug copy of the ONNX with intermediate outputs and find the first boundary that diverges."""
+    import onnx_ir as ir
+
+    from inti_export.exporter import passes
+    from inti_export.runtime.ort_runner import OrtRunner
+
+    boundaries = read_metadata(onnx_path).get("inti.boundaries")
+    if not boundaries:
+        raise ParityError(f"{onnx_path} has no inti.boundaries metadata: export it with inti-export to localise errors")
+    ir_model = ir.load(str(onnx_path))
+    passes.add_debug_outputs(ir_model, [b["value"] for b in boundaries])
+    with tempfile.TemporaryDirectory(prefix="inti-debug-") as tmp:
+        debug_path = Path(tmp) / "debug.onnx"
+        ir.save(ir_model, debug_path)
+        with OrtRunner(debug_path, name=f"{runner_name}-debug") as r:
+            got = r.infer({"video": video})
+    want = torch_boundaries(model, video)
+    checks, first = [], None
+    for b in boundaries:
+        name, value = b["name"], b["value"]
+        g, w = got[value], want[name]
+        g = g.reshape(w.shape)  # the InTI node yields (B, T/2, N, D); the layer returns (B*T/2, N, D)
+        scale = float(np.abs(w).max()) or 1.0
+        rel = float(np.abs(g - w).max()) / scale
+        cos = float(cosine_per_sample(g, w).min())
+        ok = rel <= tol.rel_err and cos >= tol.cosine
+        checks.append(BoundaryCheck(name, describe_boundary(name), value, rel, cos, ok))
+        if not ok and first is None:
+            first = describe_boundary(name)
+    return Divergence(runner=runner_name, first=first, checks=checks)
+
+
+def run_parity(
+    model,
+    clips: np.ndarray,
+    clip_names: list[str],
+    *,
+    onnx_path: str | Path | None = None,
+    engine_path: str | Path | None = None,
+    tolerance: str = "fp32",
+    ort_devices: tuple[str, ...] = ("cpu",),
+    localize: bool = True,
+) -> ParityReport:
+    """PyTorch (reference) vs ONNX Runtime vs TensorRT on `clips` (K, T, 3, H, W)."""
+    from inti_export.runtime.ort_runner import OrtRunner
+    from inti_export.runtime.torch_runner import TorchRunner
+
+    tol = get_tolerance(tolerance)
+    if onnx_path is None and engine_path is None:
+        raise ParityError("nothing to compare: give an ONNX file (--onnx) and/or an engine (--engine)")
+    if onnx_path is not None:
+        meta = read_metadata(onnx_path)
+        _check_matches(model, meta, onnx_path)
+    feed = {"video": np.ascontiguousarray(clips, dtype=np.float32)}
+    reference = TorchRunner(model)
+    runners: list[Runner] = [reference]
+    skipped: dict[str, str] = {}
+    if onnx_path is not None:
+        for dev in ort_devices:
+            runners.append(OrtRunner(onnx_path, device=dev))
+    if engine_path is not None:
+        try:
+            from inti_export.runtime.trt import TrtRunner
+
+            runners.append(TrtRunner(engine_path))
+        except IntiExportError as e:
+            skipped["trt"] = str(e)
+    results: dict[str, dict[str, np.ndarray]] = {}
+    for r in runners:
+        try:
+            with r:
+                results[r.name] = r.infer(feed)
+        except (IntiExportError, ImportError) as e:
+            if r is reference:
+                raise
+            skipped[r.name] = str(e).splitlines()[0]
+            logger.warning("skipping runner %s: %s", r.name, skipped[r.name])
+    out_name = model.output_name
+    ref = results[reference.name][out_name]
+    comparisons = [
+        compare_arrays(
+            res[out_name], ref, tol, output=out_name, runner=name, reference=reference.name, logits=model.head is not None
+        )
+        for name, res in results.items()
+        if name != reference.name
+    ]
+    divergence = None
+    failed_ort = [c for c in comparisons if not c.passed and c.runner.startswith("ort")]
+    if failed_ort and localize and onnx_path is not None:
+        divergence = localize_divergence(model, onnx_path, feed["video"], tol, failed_ort[0].runner)
+    report = ParityReport(
+        preset=model.cfg.name,
+        onnx=str(onnx_path) if onnx_path else None,
+        engine=str(engine_path) if engine_path else None,
+        tolerance=asdict(tol),
+        clips=list(clip_names),
+        runners=list(results),
+        skipped=skipped,
+        comparisons=comparisons,
+        divergence=divergence,
+        passed=bool(comparisons) and all(c.passed for c in comparisons),
+        versions={"inti_export": inti_export.__version__, "torch": torch.__version__},
+    )
+    return report
+
+
+def _check_matches(model, meta: dict[str, Any], onnx_path) -> None:
+    if not meta:
+        return
+    cfg = model.cfg
+    for key, want in (("inti.frames", cfg.frames), ("inti.image_size", cfg.image_size), ("inti.insert_before", list(cfg.insert_before))):
+        if key in meta and meta[key] != want:
+            raise ParityError(
+                f"{onnx_path} was exported with {key.split('.', 1)[1]}={meta[key]}, the PyTorch model "
+                f"{cfg.name} has {want}: pass the matching --preset"
+            )

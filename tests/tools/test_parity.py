@@ -1,0 +1,92 @@
+"""The parity gate: passes on a faithful export, fails and names the layer on a perturbed one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+from inti_export.cli import app
+from inti_export.errors import ParityError
+from inti_export.tools.compare import TOLERANCES, compare_arrays
+from inti_export.tools.parity import ParityReport, run_parity
+
+
+def _perturb(src, dst, name, delta=0.5):
+    m = onnx.load(str(src))
+    (init,) = [i for i in m.graph.initializer if i.name == name]
+    arr = numpy_helper.to_array(init).copy()
+    arr.flat[0] += delta
+    init.CopyFrom(numpy_helper.from_array(arr, name))
+    onnx.save(m, str(dst))
+
+
+def test_parity_passes_on_real_clips(tiny_model, tiny_onnx, tiny_clips):
+    report = run_parity(tiny_model, tiny_clips.clips, tiny_clips.names, onnx_path=tiny_onnx.onnx_path)
+    assert report.passed and report.runners == ["torch-cpu", "ort-cpu"]
+    (c,) = report.comparisons
+    assert c.rel_to_scale < 1e-4 and c.cosine_min > 0.99999 and c.top1_agreement == 1.0
+    assert report.divergence is None
+
+
+def test_perturbed_weight_fails_and_names_block(tmp_path, tiny_model, tiny_onnx, tiny_clips):
+    bad = tmp_path / "bad.onnx"
+    _perturb(tiny_onnx.onnx_path, bad, "visual.transformer.resblocks.2.mlp.c_fc.bias")
+    report = run_parity(tiny_model, tiny_clips.clips, tiny_clips.names, onnx_path=bad)
+    assert not report.passed
+    assert report.divergence.first == "block 2 (0-based resblocks[2])"
+    names = [c.name for c in report.divergence.checks]
+    assert names == ["block.0", "inti.1", "block.1", "block.2", "inti.3", "block.3"]
+    assert [c.passed for c in report.divergence.checks] == [True, True, True, False, False, False]
+
+
+def test_perturbed_inti_weight_names_inti_layer(tmp_path, tiny_model, tiny_onnx, tiny_clips):
+    bad = tmp_path / "bad_inti.onnx"
+    _perturb(tiny_onnx.onnx_path, bad, "inti.1.head_fc2.bias", delta=3.0)
+    report = run_parity(tiny_model, tiny_clips.clips, tiny_clips.names, onnx_path=bad)
+    assert not report.passed and report.divergence.first == "InTI layer before block 1"
+
+
+def test_cli_parity_exit_codes_and_report(tmp_path, tiny_onnx):
+    runner = CliRunner()
+    rep = tmp_path / "parity.json"
+    res = runner.invoke(app, ["parity", "--onnx", str(tiny_onnx.onnx_path), "--report", str(rep)])
+    assert res.exit_code == 0, res.output
+    report = ParityReport.from_dict(json.loads(rep.read_text()))
+    assert report.passed and report.preset == "test-tiny" and len(report.clips) == 4
+    bad = tmp_path / "bad.onnx"
+    _perturb(tiny_onnx.onnx_path, bad, "visual.transformer.resblocks.2.mlp.c_fc.bias")
+    res = runner.invoke(app, ["parity", "--onnx", str(bad), "--random", "3", "--report", str(rep)])
+    assert res.exit_code == 1
+    assert "first divergence" in res.stdout and "block 2" in res.stdout
+    data = json.loads(rep.read_text())
+    assert data["passed"] is False and data["divergence"]["first"].startswith("block 2")
+
+
+def test_wrong_preset_and_bad_tolerance(tiny_onnx, tiny_clips):
+    from inti_export.models import create_model
+
+    other = create_model("test-tiny", frames=4)
+    with pytest.raises(ParityError, match="frames=8"):
+        run_parity(other, tiny_clips.clips[:, :4], tiny_clips.names, onnx_path=tiny_onnx.onnx_path)
+    res = CliRunner().invoke(app, ["parity", "--onnx", str(tiny_onnx.onnx_path), "--tolerance", "fp64"])
+    assert res.exit_code == 1 and "unknown tolerance preset 'fp64'" in res.stderr
+
+
+def test_report_schema_is_checked():
+    with pytest.raises(ParityError, match="schema"):
+        ParityReport.from_dict({"schema": "something-else"})
+
+
+def test_compare_logits_topk():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((6, 400)).astype(np.float32)
+    c = compare_arrays(ref.copy(), ref, TOLERANCES["fp32"], output="logits", runner="x", reference="y", logits=True)
+    assert c.passed and c.top1_agreement == 1.0 and c.top5_agreement == 1.0
+    noisy = ref + rng.standard_normal(ref.shape).astype(np.float32)
+    c = compare_arrays(noisy, ref, TOLERANCES["fp32"], output="logits", runner="x", reference="y", logits=True)
+    assert not c.passed and c.top1_agreement < 1.0 and len(c.failures) >= 2
