@@ -33,6 +33,7 @@ class Runner(abc.ABC):
     def __init__(self) -> None:
         self._active = False
         self.last_inference_time: float | None = None  # seconds, device-synchronised
+        self._device_time: float | None = None  # set by GPU runners from CUDA events in infer_impl
 
     # -- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> "Runner":
@@ -79,9 +80,11 @@ class Runner(abc.ABC):
         if not self._active:
             raise IntiExportError(f"runner {self.name!r} is not active: use it as a context manager")
         self.check_feed(feed)
+        self._device_time = None
         start = time.perf_counter()
         out = self.infer_impl(feed)
-        self.last_inference_time = time.perf_counter() - start
+        wall = time.perf_counter() - start
+        self.last_inference_time = self._device_time if self._device_time is not None else wall
         return out
 
     def check_feed(self, feed: dict[str, np.ndarray]) -> None:

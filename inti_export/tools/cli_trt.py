@@ -1,0 +1,201 @@
+"""`inti-export trt` (ONNX -> TensorRT engine + manifest) and `inti-export inspect` (engine -> report)."""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from inti_export.errors import EngineError
+from inti_export.runtime.trt import (
+    TRT_LOG_NAME,
+    BuildConfig,
+    convert_and_build,
+    inspect_engine,
+    parse_batch_profile,
+)
+from inti_export.tools._cli import cli_errors, console
+
+
+class RuntimeChoice(str, enum.Enum):
+    auto = "auto"
+    tensorrt = "tensorrt"
+    tensorrt_rtx = "tensorrt-rtx"
+
+
+class Verbosity(str, enum.Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+    verbose = "verbose"
+
+
+def trt(
+    model: Annotated[Path, typer.Argument(help="ONNX model written by `inti-export onnx`.", dir_okay=False)],
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Engine path (default: MODEL with .engine).")
+    ] = None,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Build from an FP16-cast ONNX.")] = False,
+    bf16: Annotated[bool, typer.Option("--bf16", help="Build from a BF16-cast ONNX.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Build from an INT8 Q/DQ ONNX (calibrated).")] = False,
+    fp8: Annotated[bool, typer.Option("--fp8", help="Build from an FP8 Q/DQ ONNX (calibrated).")] = False,
+    calib_data: Annotated[
+        Optional[Path], typer.Option("--calib-data", help="Calibration clips for --int8/--fp8.")
+    ] = None,
+    runtime: Annotated[
+        RuntimeChoice, typer.Option("--runtime", help="auto: full TensorRT if importable, else TensorRT-RTX.")
+    ] = RuntimeChoice.auto,
+    batch: Annotated[
+        Optional[str], typer.Option("--batch", help="Batch profile MIN:OPT:MAX (default 1:1:8).")
+    ] = None,
+    timing_cache: Annotated[
+        Optional[Path], typer.Option("--timing-cache", help="Timing cache to load and update (full TensorRT).")
+    ] = None,
+    plugin: Annotated[
+        bool, typer.Option("--plugin/--no-plugin", help="Use the TokenInterpolate plugin (full TensorRT only).")
+    ] = False,
+    workspace: Annotated[
+        Optional[float], typer.Option("--workspace", help="Workspace limit in GiB (default: the runtime's).")
+    ] = None,
+    compute_capability: Annotated[
+        Optional[list[str]],
+        typer.Option("--compute-capability", help="TensorRT-RTX target, repeatable: SM86, 8.9, current."),
+    ] = None,
+    opt_level: Annotated[
+        Optional[int], typer.Option("--opt-level", help="Builder optimization level 0-5.", min=0, max=5)
+    ] = None,
+    log_level: Annotated[
+        Verbosity, typer.Option("--log-level", help="TensorRT messages to show on stderr.")
+    ] = Verbosity.warning,
+    allow_foreign: Annotated[
+        bool, typer.Option("--allow-foreign", help="Build an ONNX without inti-export metadata.")
+    ] = False,
+) -> None:
+    """Build a TensorRT engine (strongly typed, precision from the graph) and its manifest."""
+    with cli_errors():
+        chosen = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("int8", int8), ("fp8", fp8)) if on]
+        if len(chosen) > 1:
+            raise EngineError(f"choose one precision, not {' and '.join('--' + c for c in chosen)}")
+        level = logging.DEBUG if log_level == Verbosity.verbose else log_level.value.upper()
+        logging.getLogger(TRT_LOG_NAME).setLevel(level)
+        config = BuildConfig(
+            runtime=runtime.value,
+            batch=parse_batch_profile(batch) if batch is not None else None,
+            workspace_gib=workspace,
+            timing_cache=timing_cache,
+            plugin=plugin,
+            compute_capabilities=tuple(compute_capability or ()),
+            optimization_level=opt_level,
+            verbosity=log_level.value,
+            allow_foreign=allow_foreign,
+        )
+        engine = output or model.with_suffix(".engine")
+        with _RichProgress() as progress:
+            manifest = convert_and_build(
+                model, engine, config, chosen[0] if chosen else None, calib_data=calib_data, progress=progress
+            )
+    out = console()
+    summary = manifest.network_summary
+    out.print(f"[bold green]built[/] {engine} ({manifest.engine_size / 2**20:.1f} MiB) in {manifest.build_time_s:.1f} s")
+    out.print(
+        f"  {manifest.runtime} {manifest.runtime_version}, {manifest.precision}, batch"
+        f" {':'.join(map(str, manifest.profile_batch))}, targets {', '.join(manifest.compute_capabilities) or '-'}"
+    )
+    out.print(
+        f"  {summary.get('num_layers', 0)} network layers, InTI steps inlined:"
+        f" {len(summary.get('functions', {}).get('TokenInterpolate', {}).get('calls', []))},"
+        f" plugin layers: {len(summary.get('plugin_layers', []))}; manifest {engine}.json"
+    )
+
+
+def inspect(
+    engine: Annotated[Path, typer.Argument(help="Engine built by `inti-export trt`.", dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
+) -> None:
+    """Print an engine's manifest and layer information (engine layers need a GPU)."""
+    with cli_errors():
+        info = inspect_engine(engine)
+    if as_json:
+        typer.echo(json.dumps(info, indent=1))
+        return
+    from rich.table import Table
+
+    out = console()
+    table = Table(title=str(engine), show_header=False)
+    rows = [
+        ("runtime", f"{info['runtime']} {info['runtime_version']}"),
+        ("precision", info["precision"]),
+        ("size", f"{info['engine_size'] / 2**20:.2f} MiB"),
+        ("sha256", info["engine_sha256"]),
+        ("profiles", "; ".join(f"{p['input']} {p['min']} .. {p['opt']} .. {p['max']}" for p in info["profiles"])),
+        ("inputs", ", ".join(f"{t['name']} {t['dtype']} {t['shape']}" for t in info["inputs"])),
+        ("outputs", ", ".join(f"{t['name']} {t['dtype']} {t['shape']}" for t in info["outputs"])),
+        ("targets", f"{', '.join(info['compute_capabilities'])} ({info['compute_capabilities_source']})"),
+        ("plugins", ", ".join(f"{p['namespace']}::{p['name']} v{p['version']}" for p in info["plugins"]) or "none"),
+        ("onnx", f"{info['onnx_file']} sha256 {info['onnx_sha256'][:16]}..."),
+        ("preset", info["onnx_metadata"].get("inti.preset", "-")),
+        ("build time", f"{info['build_time_s']:.2f} s"),
+    ]
+    summary = info.get("network_summary", {})
+    if summary:
+        rows.append(("network layers", f"{summary['num_layers']}: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(summary["layer_types"].items(), key=lambda kv: -kv[1]))))
+        rows.append(("tensor dtypes", ", ".join(f"{k} {v}" for k, v in summary["output_dtypes"].items())))
+        for name, fn in summary.get("functions", {}).items():
+            rows.append((f"function {name}", f"inlined at {', '.join(fn['calls'])} ({fn['layers']} layers)"))
+    engine_layers = info.get("engine_layers")
+    if engine_layers is None:
+        rows.append(("engine layers", info.get("engine_layers_note", "-")))
+    else:
+        count = len(engine_layers.get("Layers", [])) if isinstance(engine_layers, dict) else "?"
+        rows.append(("engine layers", f"{count} (use --json to see them)"))
+    for key, value in rows:
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+class _RichProgress:
+    """TensorRT build phases as transient rich progress bars on stderr (silent when not a terminal)."""
+
+    def __enter__(self) -> "_RichProgress | None":
+        self._progress = None
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(file=sys.stderr), transient=True,
+        )
+        self._tasks: dict[str, int] = {}
+        self._depth: dict[str, int] = {}
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def phase_start(self, name: str, parent: str | None, steps: int) -> None:
+        depth = self._depth[name] = self._depth.get(parent, -1) + 1 if parent else 0
+        self._tasks[name] = self._progress.add_task("  " * depth + name, total=max(steps, 1))
+
+    def step_complete(self, name: str, step: int) -> None:
+        if name in self._tasks:
+            self._progress.update(self._tasks[name], completed=step + 1)
+
+    def phase_finish(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            self._progress.remove_task(task)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("trt")(trt)
+    app.command("inspect")(inspect)
