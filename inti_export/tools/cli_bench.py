@@ -1,0 +1,79 @@
+"""`inti-export bench`: latency percentiles and throughput per runner and batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inti_export.tools._cli import cli_errors, console
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    from inti_export.errors import IntiExportError
+
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise IntiExportError(f"{what}={text!r}: expected comma-separated integers such as 1,4,8") from None
+    if not values:
+        raise IntiExportError(f"{what}={text!r}: give at least one value")
+    return values
+
+
+def print_bench(report, out) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"latency ({report.threads} threads; {report.machine.get('cpu', report.machine.get('processor'))})")
+    for col in ("preset", "runner", "batch", "p50 ms", "p90 ms", "p99 ms", "clips/s", "GFLOPs/clip"):
+        table.add_column(col, justify="left" if col in ("preset", "runner") else "right")
+    for r in report.rows:
+        table.add_row(r.preset, r.runner, str(r.batch), f"{r.p50_ms:.1f}", f"{r.p90_ms:.1f}", f"{r.p99_ms:.1f}",
+                      f"{r.throughput_clips_s:.2f}", f"{r.gflops_per_clip:.1f}")
+    out.print(table)
+    for s in report.speedups:
+        out.print(
+            f"{s.runner} batch {s.batch}: InTI/naive latency {s.latency_ratio:.3f}, FLOP ratio {s.flop_ratio:.3f} "
+            f"(difference {s.difference:+.3f}), speed-up {s.speedup:.2f}x"
+        )
+    for k, reason in report.skipped.items():
+        out.print(f"[yellow]skipped[/yellow] {k}: {reason}")
+
+
+def bench(
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Model preset.")] = "inti-b16",
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX for the ort runners (default: export one).")] = None,
+    engine: Annotated[Path | None, typer.Option("--engine", help="TensorRT engine for the trt runner.")] = None,
+    runners: Annotated[str, typer.Option(help="Comma-separated: torch, torch-compile, ort, ort-cuda, trt.")] = "torch,ort",
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1",
+    iters: Annotated[int, typer.Option(help="Timed runs per measurement.")] = 10,
+    warmup: Annotated[int, typer.Option(help="Untimed runs first.")] = 2,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch and ONNX Runtime.")] = None,
+    device: Annotated[str, typer.Option(help="PyTorch device: cpu or cuda.")] = "cpu",
+    precision: Annotated[str, typer.Option(help="PyTorch precision: fp32, fp16, bf16.")] = "fp32",
+    compare_naive: Annotated[bool, typer.Option("--compare-naive", help="Also run the naive preset; report the speed-up.")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")] = None,
+) -> None:
+    """Benchmark latency (p50/p90/p99) and throughput per runner and batch size."""
+    out = console()
+    with cli_errors():
+        from inti_export.tools.bench import plot_bench, run_bench
+        from inti_export.tools.workflows import write_json
+
+        with out.status(f"benchmarking {preset} ..."):
+            result = run_bench(
+                preset, runners=tuple(r.strip() for r in runners.split(",") if r.strip()),
+                batches=_ints(batch, "--batch"), iters=iters, warmup=warmup, onnx_path=onnx, engine_path=engine,
+                compare_naive=compare_naive, device=device, threads=threads, precision=precision,
+            )
+        if report is not None:
+            write_json(report, result.to_dict())
+        if plot is not None:
+            plot_bench(result, plot)
+    print_bench(result, out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
