@@ -71,14 +71,6 @@ def set_metadata(model: ir.Model, props: dict[str, object]) -> None:
         model.metadata_props[key] = value if isinstance(value, str) else json.dumps(value)
 
 
-def mark_inti_for_plugin(model: ir.Model, namespace: str = functions.DOMAIN) -> int:
-    """Add `plugin_namespace` to every InTI node, so TensorRT's parser picks a registered plugin."""
-    nodes = inti_nodes(model)
-    for node in nodes:
-        node.attributes["plugin_namespace"] = ir.AttrString("plugin_namespace", namespace)
-    return len(nodes)
-
-
 def add_debug_outputs(model: ir.Model, value_names: Iterable[str]) -> list[str]:
     """Make the named intermediate values graph outputs (for the parity tool's debug copy)."""
     wanted = set(value_names)

@@ -1,0 +1,359 @@
+"""The TensorRT plugin `inti::TokenInterpolate`: availability, manifest info, ONNX marking, the AOT
+compile (on CPU, for a GPU target), the QDP definitions against a stand-in `tensorrt.plugin`, and
+engines built and run with full TensorRT (skipped without it or without a GPU)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import typing
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from inti_export.errors import RuntimeUnavailableError
+from inti_export.plugins import trt_plugin as tp
+from inti_export.plugins.reference import token_interpolate_reference
+
+INPUT_NAMES = ["h", "a", "b", "w1", "b1", "w2", "b2"]
+
+
+# ---- availability ---------------------------------------------------------------------------------
+
+
+def test_tensorrt_rtx_is_reported_unsupported():
+    assert tp.plugin_available("tensorrt_rtx") == (False, "TensorRT-RTX does not support user plugins")
+
+
+def test_tensorrt_rtx_module_is_reported_unsupported():
+    trt_rtx = pytest.importorskip("tensorrt_rtx")
+    ok, reason = tp.plugin_available(trt_rtx)
+    assert not ok and reason == tp.RTX_REASON
+    with pytest.raises(RuntimeUnavailableError, match="TensorRT-RTX does not support user plugins"):
+        tp.register_plugin(trt_rtx)
+
+
+def test_missing_tensorrt_is_reported():
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert tp.plugin_available() == (False, "tensorrt not installed")
+        with pytest.raises(RuntimeUnavailableError, match="tensorrt not installed"):
+            tp.register_plugin()
+    else:
+        pytest.skip("tensorrt is installed here")
+
+
+def test_unknown_module_is_an_error():
+    with pytest.raises(RuntimeUnavailableError, match="'onnxruntime'"):
+        tp.plugin_available("onnxruntime")
+
+
+# ---- manifest info and ONNX marking ---------------------------------------------------------------
+
+
+def test_plugin_info_hashes_plugin_and_kernel_sources():
+    info = tp.plugin_info()
+    assert (info.name, info.namespace, info.version) == ("TokenInterpolate", "inti", "1")
+    assert re.fullmatch(r"[0-9a-f]{64}", info.sha256)
+    assert info == tp.plugin_info()  # deterministic
+    assert set(info.to_dict()) == {"name", "namespace", "version", "sha256", "files"}
+    assert info.files == ("inti_export/plugins/trt_plugin.py", "inti_export/plugins/triton_kernel.py")
+
+
+def _token_interpolate_model(dtype=np.float32, d=32, d_ctx=16, seed=0, decoy_function=True) -> onnx.ModelProto:
+    """One `inti.TokenInterpolate` node on dynamic-batch inputs (batch, 5, .), weights as initializers.
+
+    With `decoy_function`, the model also carries a local function for the node that returns `a`
+    unchanged, so a build that inlines the function instead of using the plugin shows in the numbers.
+    """
+    g = np.random.default_rng(seed)
+    k = 4 * d_ctx
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    weights = {
+        "w1": g.standard_normal((d, k)) / math.sqrt(k),
+        "b1": 0.1 * g.standard_normal(d),
+        "w2": 2.0 * g.standard_normal((2, d)) / math.sqrt(d),
+        "b2": 0.1 * g.standard_normal(2),
+    }
+    node = helper.make_node("TokenInterpolate", INPUT_NAMES, ["y"], domain="inti", name="token_interpolate_0")
+    graph = helper.make_graph(
+        [node],
+        "token_interpolate",
+        [helper.make_tensor_value_info(n, elem, ["batch", 5, w]) for n, w in (("h", k), ("a", d), ("b", d))],
+        [helper.make_tensor_value_info("y", elem, ["batch", 5, d])],
+        initializer=[numpy_helper.from_array(v.astype(dtype), n) for n, v in weights.items()],
+    )
+    functions = []
+    if decoy_function:
+        functions.append(
+            helper.make_function(
+                "inti", "TokenInterpolate", INPUT_NAMES, ["y"],
+                [helper.make_node("Identity", ["a"], ["y"])],
+                opset_imports=[helper.make_opsetid("", 17)],
+            )
+        )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("inti", 1)],
+        functions=functions,
+    )
+    model.ir_version = 8
+    return model
+
+
+def test_mark_plugin_nodes_adds_namespace_and_aot():
+    model = _token_interpolate_model()
+    assert tp.mark_plugin_nodes(model) == 1
+    attrs = {a.name: helper.get_attribute_value(a) for a in model.graph.node[0].attribute}
+    assert attrs == {"plugin_namespace": b"inti", "aot": 1}
+    assert tp.mark_plugin_nodes(model, aot=False) == 1  # replaces, does not duplicate
+    attrs = {a.name: helper.get_attribute_value(a) for a in model.graph.node[0].attribute}
+    assert attrs == {"plugin_namespace": b"inti", "aot": 0}
+
+
+# ---- the AOT compile, on this machine, for a GPU target -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "act,weight",
+    [(torch.float32, None), (torch.float16, None), (torch.bfloat16, None), (torch.float16, torch.float32)],
+    ids=["fp32", "fp16", "bf16", "fp16-act-fp32-weights"],
+)
+def test_compile_aot_for_sm90(act, weight):
+    pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+
+    from inti_export.plugins import triton_kernel as tk
+
+    kernel = tk.compile_aot(act, weight, target=GPUTarget("cuda", 90, 32))
+    entry = re.search(r"\.entry\s+(\w+)\s*\((.*?)\)", kernel.ptx, re.S)
+    assert entry and entry.group(1) == kernel.name
+    # 7 input pointers, M, D, K, the output pointer; then Triton's hidden scratch pointers, which
+    # TensorRT pads with null (allowed because the kernel needs no scratch: compile_aot checks it)
+    assert entry.group(2).count(".param") >= 11
+    assert 0 < kernel.shared_mem <= tk.MAX_STATIC_SHARED_BYTES
+    assert kernel.num_warps == tk.AOT_CONFIGS[act].num_warps
+    assert kernel.block_m == tk.AOT_CONFIGS[act].block_m
+
+
+def test_compile_aot_caps_the_ptx_isa():
+    """An older driver's PTX ISA lowers the compiled one; a newer one cannot raise it past ptxas."""
+    pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+
+    from inti_export.plugins import triton_kernel as tk
+
+    target = GPUTarget("cuda", 90, 32)
+    low = tk.compile_aot(torch.float16, target=target, ptx_version=84)
+    assert re.search(r"^\.version 8\.4$", low.ptx, re.M)
+    default = re.search(r"^\.version (\S+)$", tk.compile_aot(torch.float16, target=target).ptx, re.M).group(1)
+    high = tk.compile_aot(torch.float16, target=target, ptx_version=999)
+    assert re.search(r"^\.version (\S+)$", high.ptx, re.M).group(1) == default
+
+
+# ---- the QDP definitions, against a stand-in for tensorrt.plugin -----------------------------------
+
+
+class _FakeDesc:
+    def __init__(self, shape, dtype):
+        self.shape_expr = list(shape)
+        self.dtype = dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape_expr)
+
+    def like(self):
+        return type(self)(self.shape_expr, self.dtype)
+
+
+def _fake_tensorrt():
+    """Just enough of tensorrt / tensorrt.plugin to define and call the plugin's functions.
+
+    The decorators enforce the signature rules of tensorrt.plugin's validation (_validate.py):
+    register takes annotated TensorDescs; autotune (inputs, outputs); aot_impl (inputs, outputs,
+    tactic) with a 4-tuple return annotation; impl (inputs, outputs, stream).
+    """
+    trt = SimpleNamespace(DataType=SimpleNamespace(FLOAT="FLOAT", HALF="HALF", BF16="BF16"))
+
+    class TensorDesc(_FakeDesc):
+        pass
+
+    class Tensor:
+        pass
+
+    class KernelLaunchParams:
+        grid_x = grid_y = grid_z = block_x = block_y = block_z = 1
+        shared_mem = 0
+
+    class SymExprs:
+        pass
+
+    class SymIntExprs(SymExprs):
+        def __init__(self, values):
+            self.values = list(values)
+
+        @classmethod
+        def from_tuple(cls, values):
+            return cls(values)
+
+    class SymInt32:
+        def __init__(self, value):
+            self.value = value
+
+    class AutoTuneCombination:
+        def __init__(self, io_types):
+            self.io_types = [s.strip() for s in io_types.split(",")]
+
+    registry = {}
+
+    def check(kind, fn):
+        sig = inspect.signature(fn)
+        names = list(sig.parameters)
+        if kind == "register":
+            annotations = [p.annotation for p in sig.parameters.values()]
+            assert all(isinstance(a, type) and issubclass(a, TensorDesc) for a in annotations)
+            assert sig.return_annotation is TensorDesc
+            registry["inputs"] = names
+            return
+        expected = {"autotune": ["outputs"], "aot_impl": ["outputs", "tactic"], "impl": ["outputs", "stream"]}
+        assert names == registry["inputs"] + expected[kind], (kind, names)
+        if kind == "aot_impl":
+            args = typing.get_args(sig.return_annotation)
+            assert len(args) == 4 and args[2] is KernelLaunchParams and issubclass(args[3], SymExprs)
+
+    def decorator(kind):
+        def with_id(plugin_id):
+            assert plugin_id == "inti::TokenInterpolate"
+
+            def wrap(fn):
+                check(kind, fn)
+                registry[kind] = fn
+                return fn
+
+            return wrap
+
+        return with_id
+
+    trtp = SimpleNamespace(
+        register=decorator("register"), autotune=decorator("autotune"),
+        aot_impl=decorator("aot_impl"), impl=decorator("impl"),
+        TensorDesc=TensorDesc, Tensor=Tensor, KernelLaunchParams=KernelLaunchParams, SymExprs=SymExprs,
+        SymIntExprs=SymIntExprs, SymInt32=SymInt32, AutoTuneCombination=AutoTuneCombination,
+        cdiv=lambda a, b: -(-a // b),
+    )
+    return trt, trtp, registry
+
+
+def test_plugin_definitions_follow_the_qdp_schema(monkeypatch):
+    pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+
+    from inti_export.plugins import triton_kernel as tk
+
+    compile_aot = tk.compile_aot
+    monkeypatch.setattr(tk, "compile_aot", lambda *a, **k: compile_aot(*a, **k, target=GPUTarget("cuda", 90, 32)))
+    trt, trtp, registry = _fake_tensorrt()
+    tp._define_plugin(trt, trtp)
+    assert set(registry) == {"inputs", "register", "autotune", "aot_impl", "impl"}
+
+    d, k, lead = 32, 64, (2, 3, 197)
+    descs = [
+        trtp.TensorDesc((*lead, k), "HALF"), trtp.TensorDesc((*lead, d), "HALF"), trtp.TensorDesc((*lead, d), "HALF"),
+        trtp.TensorDesc((d, k), "HALF"), trtp.TensorDesc((d,), "HALF"),
+        trtp.TensorDesc((2, d), "HALF"), trtp.TensorDesc((2,), "HALF"),
+    ]
+    out = registry["register"](*descs)
+    assert out.shape_expr == [*lead, d] and out.dtype == "HALF"
+    with pytest.raises(ValueError, match="input ranks"):
+        registry["register"](*descs[:3], descs[4], *descs[4:])  # w1 of rank 1
+
+    combos = registry["autotune"](*descs, (out,))
+    assert all(len(c.io_types) == 8 for c in combos)
+    assert combos[0].io_types == ["FP32|FP16|BF16"] * 8
+
+    name, ptx, launch, extra = registry["aot_impl"](*descs, (out,), 0)
+    m = math.prod(lead)
+    block_m = tk.AOT_CONFIGS[torch.float16].block_m
+    assert launch.grid_x == -(-m // block_m) and launch.block_x == 32 * tk.AOT_CONFIGS[torch.float16].num_warps
+    assert [v.value for v in extra.values] == [m, d, k]  # the kernel's M, D, K, in order
+    assert name == b"_token_interpolate_kernel" and b".entry _token_interpolate_kernel" in ptx
+
+
+# ---- full TensorRT, on a GPU ----------------------------------------------------------------------
+
+
+def _require_trt():
+    ok, reason = tp.plugin_available()
+    if not ok:
+        pytest.skip(reason)
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    import tensorrt
+
+    return tensorrt
+
+
+def _build_and_run(trt, model: onnx.ModelProto, feeds: dict, max_batch: int = 8):
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    network = builder.create_network(0 if flag is None else 1 << int(flag))
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse(model.SerializeToString()), [str(parser.get_error(i)) for i in range(parser.num_errors)]
+    plugin_layers = [network.get_layer(i) for i in range(network.num_layers)
+                     if network.get_layer(i).type == trt.LayerType.PLUGIN_V3]
+    assert len(plugin_layers) == 1, "the node was not imported as the plugin"
+
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    for name, t in feeds.items():
+        rest = tuple(t.shape[1:])
+        profile.set_shape(name, (1, *rest), tuple(t.shape), (max_batch, *rest))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    assert serialized is not None, "engine build failed"
+    engine = trt.Runtime(logger).deserialize_cuda_engine(serialized)
+
+    context = engine.create_execution_context()
+    for name, t in feeds.items():
+        context.set_input_shape(name, tuple(t.shape))
+        context.set_tensor_address(name, t.data_ptr())
+    y = torch.empty_like(feeds["a"])
+    context.set_tensor_address("y", y.data_ptr())
+    stream = torch.cuda.current_stream()
+    assert context.execute_async_v3(stream.cuda_stream)
+    stream.synchronize()
+    return y
+
+
+@pytest.mark.trt
+@pytest.mark.gpu
+@pytest.mark.parametrize("aot", [True, False], ids=["aot", "python-impl"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["fp32", "fp16"])
+def test_engine_with_plugin_matches_reference(check_close, aot, dtype):
+    trt = _require_trt()
+    info = tp.register_plugin(trt)
+    assert info == tp.plugin_info()
+    model = _token_interpolate_model(dtype)
+    assert tp.mark_plugin_nodes(model, aot=aot) == 1
+
+    torch_dtype = {np.float32: torch.float32, np.float16: torch.float16}[dtype]
+    g = torch.Generator().manual_seed(1)
+    feeds = {
+        "h": torch.randn(3, 5, 64, generator=g),
+        "a": torch.randn(3, 5, 32, generator=g),
+        "b": torch.randn(3, 5, 32, generator=g),
+    }
+    feeds = {n: t.to("cuda", torch_dtype) for n, t in feeds.items()}
+    y = _build_and_run(trt, model, feeds)
+
+    weights = [torch.from_numpy(numpy_helper.to_array(w).copy()).to("cuda") for w in model.graph.initializer]
+    ref = token_interpolate_reference(feeds["h"], feeds["a"], feeds["b"], *weights)
+    check_close(y, ref, torch_dtype)
