@@ -1,0 +1,59 @@
+"""The Runner interface: Torch and ONNX Runtime runners, feed checks, lifecycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inti_export.errors import InputShapeError, IntiExportError, RuntimeUnavailableError
+from inti_export.runtime.ort_runner import OrtRunner
+from inti_export.runtime.torch_runner import TorchRunner
+
+
+def test_torch_and_ort_agree(tiny_model, tiny_onnx, tiny_clips):
+    feed = {"video": tiny_clips.clips}
+    with TorchRunner(tiny_model) as t, OrtRunner(tiny_onnx.onnx_path, threads=1) as o:
+        a, b = t.infer(feed)["embedding"], o.infer(feed)["embedding"]
+        assert t.last_inference_time > 0 and o.last_inference_time > 0
+        assert [s.shape for s in o.input_specs()] == [(None, 8, 3, 32, 32)]
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "video, match",
+    [
+        (np.zeros((1, 4, 3, 32, 32), np.float32), r"shape \(1, 4, 3, 32, 32\), expected \('B', 8, 3, 32, 32\)"),
+        (np.zeros((1, 8, 3, 32, 32), np.float64), "dtype float64"),
+        (np.zeros((8, 3, 32, 32), np.float32), "shape"),
+    ],
+)
+def test_bad_feed_is_one_error_for_every_runner(tiny_model, tiny_onnx, video, match):
+    for runner in (TorchRunner(tiny_model), OrtRunner(tiny_onnx.onnx_path)):
+        with runner, pytest.raises(InputShapeError, match=match):
+            runner.infer({"video": video})
+    with OrtRunner(tiny_onnx.onnx_path) as r, pytest.raises(InputShapeError, match="unexpected"):
+        r.infer({"video": video, "extra": video})
+
+
+def test_inactive_runner_and_unavailable_devices(tiny_model, tiny_onnx):
+    import torch
+
+    with pytest.raises(IntiExportError, match="not active"):
+        OrtRunner(tiny_onnx.onnx_path).infer({"video": np.zeros((1, 8, 3, 32, 32), np.float32)})
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeUnavailableError, match="no CUDA GPU"):
+            TorchRunner(tiny_model, device="cuda")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(RuntimeUnavailableError, match=r"inti-export\[gpu\]"):
+            OrtRunner(tiny_onnx.onnx_path, device="cuda").activate()
+
+
+@pytest.mark.slow
+def test_torch_compile_runner_matches_eager(tiny_model, tiny_clips):
+    """torch.compile (inductor, CPU) on test-tiny: about a minute of compilation on 2 cores."""
+    feed = {"video": tiny_clips.clips[:2]}
+    with TorchRunner(tiny_model) as eager, TorchRunner(tiny_model, compile=True) as compiled:
+        assert compiled.name == "torch-cpu-compile"
+        np.testing.assert_allclose(compiled.infer(feed)["embedding"], eager.infer(feed)["embedding"], atol=1e-5)
