@@ -760,16 +760,7 @@ def _one_line(value, limit: int = 400) -> str:
 
 
 # -- runner -----------------------------------------------------------------------------------
-_TORCH_DTYPES = {
-    "FLOAT": "float32",
-    "HALF": "float16",
-    "BF16": "bfloat16",
-    "INT8": "int8",
-    "INT32": "int32",
-    "INT64": "int64",
-    "BOOL": "bool",
-    "UINT8": "uint8",
-}
+_TORCH_DTYPES = {k: v for k, v in _NUMPY_DTYPES.items() if k != "FP8"}  # torch has no e4m3 buffers here
 
 
 def _host_dtype(trt_dtype: str) -> np.dtype:
