@@ -80,15 +80,25 @@ class BenchReport:
         return cls(**d)
 
 
-def time_runner(runner, feed: dict[str, np.ndarray], iters: int, warmup: int) -> np.ndarray:
-    """Seconds per run, after `warmup` untimed runs (runners synchronise the device in `infer`)."""
-    for _ in range(warmup):
-        runner.infer(feed)
-    times = []
-    for _ in range(iters):
-        runner.infer(feed)
-        times.append(runner.last_inference_time)
-    return np.asarray(times)
+def _time_interleaved(kind, variants, batch, iters, warmup, device, threads, precision) -> list[tuple[str, np.ndarray]]:
+    """Time every variant on runner `kind`, alternating between them each iteration, so that
+    load from elsewhere on the machine falls on InTI and naive alike."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        runs = []
+        for _, vcfg, model, vonnx, vengine, _ in variants:
+            runner = stack.enter_context(_make_runner(kind, model, vonnx, vengine, device, threads, precision))
+            shape = (batch, vcfg.frames, 3, vcfg.image_size, vcfg.image_size)
+            feed = {"video": np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
+            for _ in range(warmup):
+                runner.infer(feed)
+            runs.append((runner, feed, []))
+        for _ in range(iters):
+            for runner, feed, times in runs:
+                runner.infer(feed)
+                times.append(runner.last_inference_time)
+        return [(runner.name, np.asarray(times)) for runner, _, times in runs]
 
 
 def summarise(times_s: np.ndarray, preset: str, runner: str, batch: int, warmup: int, gflops: float) -> BenchRow:
@@ -189,21 +199,15 @@ def run_bench(
             prepared.append((name, vcfg, model, vonnx, vengine, count_flops(vcfg).gflops))
         for kind in runners:
             for batch in batches:
-                for name, vcfg, model, vonnx, vengine, gflops in prepared:
-                    if kind == "trt" and vengine is None:
-                        continue
-                    video = np.random.default_rng(0).standard_normal(
-                        (batch, vcfg.frames, 3, vcfg.image_size, vcfg.image_size), dtype=np.float32
-                    )
-                    try:
-                        runner = _make_runner(kind, model, vonnx, vengine, device, threads, precision)
-                        with runner:
-                            times = time_runner(runner, {"video": video}, iters, warmup)
-                    except (IntiExportError, ImportError) as e:
-                        skipped[f"{kind}"] = str(e).splitlines()[0]
-                        logger.warning("skipping %s: %s", kind, skipped[kind])
-                        break
-                    rows.append(summarise(times, name, runner.name, batch, warmup, gflops))
+                active = [v for v in prepared if not (kind == "trt" and v[4] is None)]
+                try:
+                    times = _time_interleaved(kind, active, batch, iters, warmup, device, threads, precision)
+                except (IntiExportError, ImportError) as e:
+                    skipped[kind] = str(e).splitlines()[0]
+                    logger.warning("skipping %s: %s", kind, skipped[kind])
+                    break
+                for (name, _, _, _, _, gflops), (runner_name, t) in zip(active, times):
+                    rows.append(summarise(t, name, runner_name, batch, warmup, gflops))
     speedups = _speedups(rows, preset, variants[1][0]) if compare_naive else []
     return BenchReport(rows, speedups, skipped, machine_info(), _versions(), threads)
 
