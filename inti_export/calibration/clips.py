@@ -373,3 +373,8 @@ def load_npz(path: str | os.PathLike, input_name: str = "video") -> np.ndarray:
 def preprocess_for(cfg) -> Preprocess:
     """The preprocessing a model config expects (its frames, image size and normalisation)."""
     return Preprocess(frames=cfg.frames, image_size=cfg.image_size, mean=tuple(cfg.mean), std=tuple(cfg.std))
+
+
+def clip_capacity(path: str | os.PathLike, pre: Preprocess) -> int:
+    """How many non-overlapping clips of `pre.frames` frames `path` holds (from its frame count)."""
+    return _count_frames(Path(path)) // pre.frames
