@@ -117,6 +117,8 @@ def test_classifier_head_output_named_logits(tmp_path):
 def test_unwritable_or_missing_output_dir(tmp_path, tiny_model):
     with pytest.raises(ExportError, match="does not exist"):
         export_onnx(tiny_model, tmp_path / "no" / "such" / "m.onnx", verify=False)
+    with pytest.raises(ExportError, match="is a directory"):
+        export_onnx(tiny_model, tmp_path, verify=False)
     if os.geteuid() != 0:  # root can write anywhere; only test the permission check as a user
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
