@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from inti_export.errors import RuntimeUnavailableError
+from inti_export.models import switches
 from inti_export.runtime.base import Runner, TensorSpec
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -14,14 +15,20 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 class TorchRunner(Runner):
     """Runs an `InTIVideoModel`; input `video` (B, T, 3, H, W) float32, output by the model's name."""
 
-    def __init__(self, model, device: str = "cpu", compile: bool = False, precision: str = "fp32"):
+    def __init__(
+        self, model, device: str = "cpu", compile: bool = False, precision: str = "fp32", blend_kernel: bool = False
+    ):
         super().__init__()
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeUnavailableError("no CUDA GPU: the PyTorch CUDA runner needs one")
         if precision not in _DTYPES:
             raise ValueError(f"precision={precision!r}: PyTorch runner supports {sorted(_DTYPES)}")
         self.model, self.device, self.compile, self.precision = model, torch.device(device), compile, precision
-        self.name = f"torch-{self.device.type}{'-compile' if compile else ''}{'' if precision == 'fp32' else '-' + precision}"
+        self.blend_kernel = blend_kernel  # InTI's blend through torch.ops.inti.token_interpolate (Triton on CUDA)
+        self.name = (
+            f"torch-{self.device.type}{'-compile' if compile else ''}{'-kernel' if blend_kernel else ''}"
+            f"{'' if precision == 'fp32' else '-' + precision}"
+        )
         self._fn = None
 
     def activate_impl(self) -> None:
@@ -44,7 +51,7 @@ class TorchRunner(Runner):
         if self.device.type == "cuda":  # time the model alone with CUDA events
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-        with torch.inference_mode():
+        with torch.inference_mode(), switches.compute_mode(blend_op=self.blend_kernel):
             out = self._fn(video)
         if self.device.type == "cuda":
             end.record()

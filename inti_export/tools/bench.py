@@ -26,7 +26,7 @@ from inti_export.models.config import get_config
 logger = logging.getLogger(__name__)
 
 BENCH_SCHEMA = "inti-export/bench/1"
-RUNNER_KINDS = ("torch", "torch-compile", "ort", "ort-cuda", "trt")
+RUNNER_KINDS = ("torch", "torch-compile", "torch-kernel", "ort", "ort-cuda", "trt")
 
 
 @dataclass
@@ -140,6 +140,8 @@ def _make_runner(kind: str, model, onnx_path: Path | None, engine_path: Path | N
         return TorchRunner(model, device=device, precision=precision)
     if kind == "torch-compile":
         return TorchRunner(model, device=device, compile=True, precision=precision)
+    if kind == "torch-kernel":  # the fused Triton blend kernel on CUDA (the reference on CPU)
+        return TorchRunner(model, device=device, precision=precision, blend_kernel=True)
     if kind == "ort":
         return OrtRunner(onnx_path, device="cpu", threads=threads)
     if kind == "ort-cuda":

@@ -57,3 +57,11 @@ def test_torch_compile_runner_matches_eager(tiny_model, tiny_clips):
     with TorchRunner(tiny_model) as eager, TorchRunner(tiny_model, compile=True) as compiled:
         assert compiled.name == "torch-cpu-compile"
         np.testing.assert_allclose(compiled.infer(feed)["embedding"], eager.infer(feed)["embedding"], atol=1e-5)
+
+
+def test_torch_runner_with_blend_op_matches(tiny_model, tiny_clips):
+    """The custom-op route (Triton on CUDA, reference on CPU) gives the same numbers."""
+    feed = {"video": tiny_clips.clips[:2]}
+    with TorchRunner(tiny_model) as plain, TorchRunner(tiny_model, blend_kernel=True) as op:
+        assert op.name == "torch-cpu-kernel"
+        np.testing.assert_allclose(op.infer(feed)["embedding"], plain.infer(feed)["embedding"], atol=1e-6)
