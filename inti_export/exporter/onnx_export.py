@@ -168,8 +168,13 @@ def verify_onnx(
         clip_names = ["random#0", "random#1"]
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    got = sess.run(None, {INPUT_NAME: clips.astype(np.float32)})[0]
+    try:
+        sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        got = sess.run(None, {INPUT_NAME: clips.astype(np.float32)})[0]
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ExportError(
+            f"ONNX Runtime could not run {onnx_path} on clips of shape {tuple(clips.shape)}: {str(e).strip().splitlines()[0]}"
+        ) from e
     with torch.no_grad():
         want = model(torch.from_numpy(clips)).numpy()
     err = float(np.abs(got - want).max())
