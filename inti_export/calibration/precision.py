@@ -110,11 +110,11 @@ def load_calibration_data(
     pre = model_preprocess(onnx_path)
     expected = (pre.frames, 3, pre.image_size, pre.image_size)
     if isinstance(calib_data, np.ndarray):
-        array, names, source = calib_data, None, f"array {tuple(calib_data.shape)}"
-        array = _check_array(array, expected, source)
+        source = f"array {tuple(calib_data.shape)}"
+        array = _check_array(calib_data, expected, source)
     elif calib_data is not None and Path(calib_data).is_file() and Path(calib_data).suffix.lower() == ".npz":
         array = _check_array(clip_io.load_npz(calib_data, INPUT_NAME), expected, str(calib_data))
-        names, source = None, str(calib_data)
+        source = str(calib_data)
     else:
         if calib_data is None:
             directory = clip_io.shipped_videos_dir()

@@ -17,6 +17,7 @@ import torch
 
 import inti_export
 from inti_export.errors import ExportError
+from inti_export.fileio import sha256_file, write_json
 from inti_export.exporter import functions, passes
 from inti_export.models import switches
 from inti_export.models.video_vit import InTIVideoModel
@@ -63,14 +64,6 @@ class ExportResult:
 
 REL_TOL = 1e-4
 COSINE_MIN = 0.99999
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_state_dict(model: torch.nn.Module) -> str:
@@ -256,7 +249,7 @@ def export_onnx(
             "versions": _versions(),
             "verification": asdict(verification) if verification else None,
         }
-        _write_json_atomic(manifest_path, manifest)
+        write_json(manifest_path, manifest, sort_keys=True)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -278,9 +271,3 @@ def _versions() -> dict[str, str]:
         "open_clip": open_clip.__version__,
         "python": platform.python_version(),
     }
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)

@@ -9,7 +9,6 @@ parser produced them (so CI can check inlining and precision without deserializi
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from inti_export.errors import EngineError
+from inti_export.fileio import write_atomic
 
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".json"
@@ -26,26 +26,6 @@ def manifest_path(engine_path: str | os.PathLike) -> Path:
     """`model.engine` -> `model.engine.json`."""
     p = Path(engine_path)
     return p.with_name(p.name + MANIFEST_SUFFIX)
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write `path + ".tmp"`, then rename it over `path`; remove the temporary file on failure."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass

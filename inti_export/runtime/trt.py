@@ -32,13 +32,8 @@ import numpy as np
 
 from inti_export.errors import EngineError, InputShapeError, RuntimeUnavailableError
 from inti_export.runtime.base import Runner, TensorSpec
-from inti_export.runtime.manifest import (
-    EngineManifest,
-    load_manifest,
-    manifest_path,
-    sha256_file,
-    write_atomic,
-)
+from inti_export.fileio import sha256_file, write_atomic
+from inti_export.runtime.manifest import EngineManifest, load_manifest, manifest_path
 
 log = logging.getLogger(__name__)
 TRT_LOG_NAME = "inti_export.runtime.trt.tensorrt"  # TensorRT's own messages go to this logger

@@ -60,7 +60,7 @@ def bench(
     out = console()
     with cli_errors():
         from inti_export.tools.bench import plot_bench, run_bench
-        from inti_export.tools.workflows import write_json
+        from inti_export.fileio import write_json
 
         with out.status(f"benchmarking {preset} ..."):
             result = run_bench(

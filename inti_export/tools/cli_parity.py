@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -53,7 +52,8 @@ def parity(
     out = console()
     with cli_errors():
         from inti_export.tools.parity import run_parity
-        from inti_export.tools.workflows import clips_for, model_for, write_json
+        from inti_export.fileio import write_json
+        from inti_export.tools.workflows import clips_for, model_for
 
         model = model_for(preset, onnx, checkpoint, clip_checkpoint)
         video, names = clips_for(model.cfg, videos, random, clips)

@@ -55,7 +55,8 @@ def run_pipeline(
     """Run every step for `preset`; each writes its artefact into `outdir`. Returns the summary."""
     from inti_export.tools.bench import run_bench
     from inti_export.tools.parity import run_parity
-    from inti_export.tools.workflows import clips_for, export_preset, model_for, write_json
+    from inti_export.fileio import write_json
+    from inti_export.tools.workflows import clips_for, export_preset, model_for
 
     outdir.mkdir(parents=True, exist_ok=True)
     summary = PipelineSummary(preset, precision, str(outdir))

@@ -75,14 +75,3 @@ def clips_for(cfg: ModelConfig, videos: Path | None = None, random: int | None =
         return g.standard_normal(shape, dtype=np.float32), [f"random#{i}" for i in range(random)]
     clip_set = load_clips_cached(videos or shipped_videos_dir(), preprocess_for(cfg), max_clips=count)
     return clip_set.clips, clip_set.names
-
-
-def write_json(path: Path, data) -> None:
-    """Write JSON atomically (temporary name, then rename)."""
-    import json
-    import os
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)

@@ -55,7 +55,7 @@ def test_metadata_and_manifest(tiny_onnx):
     assert meta["inti.outputs"][0]["name"] == "embedding"
     assert meta["inti.version"] and meta["inti.opset"] == 20
     manifest = json.loads(tiny_onnx.manifest_path.read_text())
-    from inti_export.exporter.onnx_export import sha256_file
+    from inti_export.fileio import sha256_file
 
     assert manifest["onnx_sha256"] == sha256_file(tiny_onnx.onnx_path)
     assert len(manifest["weights_sha256"]) == 64

@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from inti_export.errors import EngineError, RuntimeUnavailableError
-from inti_export.runtime.manifest import load_manifest, manifest_path, sha256_file
+from inti_export.fileio import sha256_file
+from inti_export.runtime.manifest import load_manifest, manifest_path
 from inti_export.runtime.trt import (
     BuildConfig,
     TrtRunner,
