@@ -47,6 +47,9 @@ def parity(
     tolerance: Annotated[str, typer.Option(help="Tolerance preset: fp32, fp16, bf16, int8, fp8.")] = "fp32",
     ort_cuda: Annotated[bool, typer.Option("--ort-cuda", help="Also run ONNX Runtime's CUDA provider.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
+    allow_skip: Annotated[
+        bool, typer.Option("--allow-skip", help="Pass even if a requested runner (e.g. TensorRT without a GPU) could not run.")
+    ] = False,
 ) -> None:
     """Compare PyTorch, ONNX Runtime and TensorRT on the same clips; exit 1 if any is out of tolerance."""
     out = console()
@@ -59,13 +62,15 @@ def parity(
         video, names = clips_for(model.cfg, videos, random, clips)
         result = run_parity(
             model, video, names, onnx_path=onnx, engine_path=engine, tolerance=tolerance,
-            ort_devices=("cpu", "cuda") if ort_cuda else ("cpu",),
+            ort_devices=("cpu", "cuda") if ort_cuda else ("cpu",), allow_skip=allow_skip,
         )
         if report is not None:
             write_json(report, result.to_dict())
     print_parity(result, out)
     if not result.passed:
-        typer.echo("parity: FAILED", err=True)
+        why = " (a requested runner could not run; --allow-skip to accept that)" if result.skipped and all(
+            c.passed for c in result.comparisons) else ""
+        typer.echo(f"parity: FAILED{why}", err=True)
         raise typer.Exit(1)
     out.print("[green]parity: passed[/green]")
 

@@ -90,3 +90,19 @@ def test_compare_logits_topk():
     noisy = ref + rng.standard_normal(ref.shape).astype(np.float32)
     c = compare_arrays(noisy, ref, TOLERANCES["fp32"], output="logits", runner="x", reference="y", logits=True)
     assert not c.passed and c.top1_agreement < 1.0 and len(c.failures) >= 2
+
+
+def test_requested_runner_that_cannot_run_fails_the_gate(tmp_path, tiny_model, tiny_onnx, tiny_clips):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("has a GPU: the TensorRT runner may run")
+    engine = tmp_path / "missing.engine"
+    report = run_parity(tiny_model, tiny_clips.clips, tiny_clips.names, onnx_path=tiny_onnx.onnx_path, engine_path=engine)
+    assert "trt" in report.skipped and all(c.passed for c in report.comparisons) and not report.passed
+    report = run_parity(
+        tiny_model, tiny_clips.clips, tiny_clips.names, onnx_path=tiny_onnx.onnx_path, engine_path=engine, allow_skip=True
+    )
+    assert report.passed
+    res = CliRunner().invoke(app, ["parity", "--onnx", str(tiny_onnx.onnx_path), "--engine", str(engine)])
+    assert res.exit_code == 1 and "--allow-skip" in res.stderr
