@@ -10,6 +10,7 @@ import os
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -186,11 +187,14 @@ def export_onnx(
     verify: bool = True,
     clips: np.ndarray | None = None,
     clip_names: list[str] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export `model` to `output` (+ `output.json` manifest); verify against PyTorch unless told not to.
 
     The file is written under a temporary name and renamed only once every check passed.
+    `on_step(description)` is called as each long step starts (for a progress display).
     """
+    step = on_step or (lambda text: logger.info("%s", text))
     spec = spec or ExportSpec()
     output = Path(output)
     if spec.inti_op not in ("function", "decomposed"):
@@ -209,11 +213,12 @@ def export_onnx(
     tmp = output.with_name(f".{output.name}.tmp")
     manifest_path = output.with_name(output.name + ".json")
     try:
-        logger.info("exporting %s with torch.onnx (dynamo), opset %d", model.cfg.name, spec.opset)
+        step(f"exporting {model.cfg.name} with torch.onnx (dynamo, opset {spec.opset})")
         try:
             ir_model = _torch_export(model, spec)
         except Exception as e:
             raise ExportError(f"torch.onnx.export failed for {model.cfg.name}: {str(e).strip().splitlines()[0]}") from e
+        step("graph passes: InTI function, boundary names, metadata")
         passes.attach_inti_function(ir_model)
         boundaries = passes.name_boundaries(ir_model)
         passes.strip_node_metadata(ir_model)
@@ -227,10 +232,11 @@ def export_onnx(
             raise ExportError(f"expected {len(model.cfg.insert_before)} TokenInterpolate nodes, found {n_inti}")
         import onnx_ir
 
+        step(f"writing {output.name}")
         onnx_ir.save(ir_model, tmp)
         verification = None
         if verify:
-            logger.info("verifying %s with onnx.checker and ONNX Runtime", tmp)
+            step("checking with onnx.checker and ONNX Runtime against PyTorch")
             verification = verify_onnx(tmp, model, clips, clip_names)
             if not verification.passed:
                 raise ExportError(

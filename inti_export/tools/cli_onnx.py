@@ -35,7 +35,7 @@ def onnx(
     with cli_errors():
         from inti_export.tools.workflows import export_preset
 
-        with out.status(f"exporting {preset} to {output} ..."):
+        with out.status(f"exporting {preset} to {output} ...") as status:
             result = export_preset(
                 output,
                 preset=preset,
@@ -47,6 +47,7 @@ def onnx(
                 inti_op=inti_op.value,
                 verify=verify,
                 videos=videos,
+                on_step=lambda text: status.update(f"{text} ..."),
             )
     v = result.verification
     out.print(f"wrote {result.onnx_path} ({result.onnx_path.stat().st_size / 2**20:.1f} MiB), manifest {result.manifest_path}")

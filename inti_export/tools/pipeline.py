@@ -78,7 +78,10 @@ def run_pipeline(
     state: dict[str, Any] = {"onnx": onnx_path}
 
     def export():
-        res = export_preset(onnx_path, preset=preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos)
+        sub = (lambda text: on_step(f"export: {text}")) if on_step else None
+        res = export_preset(
+            onnx_path, preset=preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos, on_step=sub
+        )
         v = res.verification
         return f"{res.manifest['inti_nodes']} TokenInterpolate nodes; ORT vs PyTorch rel err {v.rel_err:.1e}, cosine {v.cosine:.7f}", str(onnx_path)
 

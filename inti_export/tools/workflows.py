@@ -34,13 +34,16 @@ def export_preset(
     inti_op: str = "function",
     verify: bool = True,
     videos: Path | None = None,
+    on_step=None,
 ) -> ExportResult:
     """Build `preset` with its weights and export it to `output`, verified on real clips."""
     overrides = {"num_classes": num_classes} if num_classes else {}
+    if on_step:
+        on_step(f"building {preset}")
     model = create_model(preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, **overrides)
     clips, names = verification_clips(model.cfg, videos) if verify else (None, None)
     spec = ExportSpec(opset=opset, dynamic_batch=dynamic_batch, inti_op=inti_op)
-    return export_onnx(model, output, spec, verify=verify, clips=clips, clip_names=names)
+    return export_onnx(model, output, spec, verify=verify, clips=clips, clip_names=names, on_step=on_step)
 
 
 def model_for(
