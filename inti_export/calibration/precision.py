@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 
 from inti_export.errors import CalibrationError, IntiExportError, VideoError
+from inti_export.vocab import INPUT_NAME
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp16", "bf16", "int8", "fp8")
 METHODS = ("max", "entropy", "percentile")
 BACKENDS = ("auto", "ort", "modelopt")
-INPUT_NAME = "video"
 
 # The one block list: ops a ViT keeps in FP32 when cast to FP16/BF16 (overflow or precision loss:
 # LayerNorm's variance, Softmax's exp/sum, GELU's erf), also when LayerNorm/GELU arrive decomposed.
@@ -66,7 +66,7 @@ class CalibrationData:
 def model_preprocess(onnx_path: str | os.PathLike):
     """The `Preprocess` an exported model expects, from its `inti.*` metadata."""
     from inti_export.calibration.clips import Preprocess
-    from inti_export.exporter.onnx_export import read_metadata
+    from inti_export.vocab import read_metadata
 
     meta = _read_metadata(onnx_path, read_metadata)
     missing = [k for k in ("inti.frames", "inti.image_size", "inti.mean", "inti.std") if k not in meta]
@@ -261,7 +261,7 @@ def convert_precision(
     """
     import onnx
 
-    from inti_export.exporter.onnx_export import read_metadata
+    from inti_export.vocab import read_metadata
 
     chosen = resolve_backend(precision, backend)
     if method not in METHODS:
@@ -552,7 +552,7 @@ def calibrate(
     same source for FP16/BF16.
     """
     from inti_export.calibration.report import precision_report, write_report
-    from inti_export.exporter.onnx_export import read_metadata
+    from inti_export.vocab import read_metadata
 
     if videos is not None and data is not None:
         raise CalibrationError(f"pass calibration videos ({videos}) or an .npz ({data}), not both")

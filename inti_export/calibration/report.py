@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from inti_export.errors import CalibrationError
+from inti_export.vocab import INPUT_NAME
 
-INPUT_NAME = "video"
 NOT_RUNNABLE = "not runnable on ORT CPU"
 
 
@@ -92,7 +92,7 @@ def precision_report(
     overlap |top5(variant) & top5(fp32)| / 5. When the model outputs `logits` (it has its own
     classifier) those are used instead of the random head.
     """
-    from inti_export.exporter.onnx_export import read_metadata
+    from inti_export.vocab import read_metadata
 
     clips = np.ascontiguousarray(clips, dtype=np.float32)
     if clips.ndim != 5 or len(clips) == 0:
@@ -208,7 +208,7 @@ def _emulate(src: str | os.PathLike, out_path: str | os.PathLike, low: int) -> P
 
 
 def _is_bf16(path) -> bool:
-    from inti_export.exporter.onnx_export import read_metadata
+    from inti_export.vocab import read_metadata
 
     try:
         return read_metadata(path).get("inti.precision") == "bf16"

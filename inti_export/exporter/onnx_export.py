@@ -23,11 +23,11 @@ from inti_export.exporter import functions, passes
 from inti_export.models import switches
 from inti_export.models.video_vit import InTIVideoModel
 from inti_export.plugins import op as _inti_op  # noqa: F401  registers torch.ops.inti.token_interpolate
+from inti_export.vocab import INPUT_NAME, package_versions, read_metadata  # noqa: F401  re-exported
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 20  # torch.onnx's dynamo default; the InTI function uses opset-18 ops only
-INPUT_NAME = "video"
 InTIOp = Literal["function", "decomposed"]
 
 
@@ -98,21 +98,6 @@ def onnx_metadata(model: InTIVideoModel, spec: ExportSpec) -> dict[str, Any]:
         "inti.precision": "fp32",
         "inti.config": cfg.to_dict(),
     }
-
-
-def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
-    """Our `inti.*` metadata of an ONNX file, JSON values decoded; {} if it has none."""
-    import onnx
-
-    m = onnx.load(str(onnx_path), load_external_data=False)
-    out = {}
-    for p in m.metadata_props:
-        if p.key.startswith("inti."):
-            try:
-                out[p.key] = json.loads(p.value)
-            except json.JSONDecodeError:
-                out[p.key] = p.value
-    return out
 
 
 def example_video(model: InTIVideoModel, batch: int, seed: int = 0) -> torch.Tensor:
@@ -260,21 +245,3 @@ def export_onnx(
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(output, manifest_path, manifest, verification, boundaries)
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape an export or a measurement."""
-    import onnx
-    import onnxruntime
-    import onnxscript
-    import open_clip
-
-    return {
-        "inti_export": inti_export.__version__,
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxscript": onnxscript.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "open_clip": open_clip.__version__,
-        "python": platform.python_version(),
-    }

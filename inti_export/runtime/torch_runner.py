@@ -8,6 +8,7 @@ import torch
 from inti_export.errors import RuntimeUnavailableError
 from inti_export.models import switches
 from inti_export.runtime.base import Runner, TensorSpec
+from inti_export.vocab import INPUT_NAME
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -40,14 +41,14 @@ class TorchRunner(Runner):
 
     def input_specs(self) -> list[TensorSpec]:
         c = self.model.cfg
-        return [TensorSpec("video", np.dtype(np.float32), (None, c.frames, 3, c.image_size, c.image_size))]
+        return [TensorSpec(INPUT_NAME, np.dtype(np.float32), (None, c.frames, 3, c.image_size, c.image_size))]
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        video = torch.from_numpy(feed["video"]).to(self.device, _DTYPES[self.precision])
+        video = torch.from_numpy(feed[INPUT_NAME]).to(self.device, _DTYPES[self.precision])
         if self.device.type == "cuda":  # time the model alone with CUDA events
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()

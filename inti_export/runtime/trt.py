@@ -34,6 +34,7 @@ from inti_export.errors import EngineError, InputShapeError, RuntimeUnavailableE
 from inti_export.runtime.base import Runner, TensorSpec
 from inti_export.fileio import sha256_file, write_atomic
 from inti_export.runtime.manifest import EngineManifest, load_manifest, manifest_path
+from inti_export.vocab import OP_DOMAIN, OP_TYPE, Precision, Verbosity, values
 
 log = logging.getLogger(__name__)
 TRT_LOG_NAME = "inti_export.runtime.trt.tensorrt"  # TensorRT's own messages go to this logger
@@ -41,15 +42,15 @@ _trt_log = logging.getLogger(TRT_LOG_NAME)
 
 # runtime name -> (module, pip extra)
 RUNTIMES = {"tensorrt": ("tensorrt", "trt"), "tensorrt-rtx": ("tensorrt_rtx", "trt-rtx")}
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
-VERBOSITIES = ("error", "warning", "info", "verbose")
+PRECISIONS = values(Precision)
+VERBOSITIES = values(Verbosity)
 DEFAULT_BATCH = (1, 1, 8)
 # TensorRT-RTX builds portable engines for these when no target is set (docs: "CPU-Only AOT and
 # TensorRT-RTX Engines": 8.0, 8.6, 8.9, 12.0 and later; Turing only when asked for).
 RTX_DEFAULT_COMPUTE_CAPABILITIES = ("SM80", "SM86", "SM89", "SM120")
 RTX_MIN_DEFAULT_SM = 80
-FUNCTION_DOMAIN = "inti"
-FUNCTION_NAME = "TokenInterpolate"
+FUNCTION_DOMAIN = OP_DOMAIN
+FUNCTION_NAME = OP_TYPE
 PLUGIN_MODULE = "inti_export.plugins.trt_plugin"
 _PLUGIN_LAYER_TYPES = {"PLUGIN", "PLUGIN_V2", "PLUGIN_V3"}
 _NO_GPU = "no CUDA GPU: TensorRT engines run only on a GPU"

@@ -20,7 +20,7 @@ import torch
 
 from inti_export.errors import IntiExportError
 from inti_export.models import create_model
-from inti_export.exporter.onnx_export import package_versions
+from inti_export.vocab import INPUT_NAME, package_versions
 from inti_export.models.config import get_config
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _time_interleaved(kind, variants, batch, iters, warmup, device, threads, pre
         for _, vcfg, model, vonnx, vengine, _ in variants:
             runner = stack.enter_context(_make_runner(kind, model, vonnx, vengine, device, threads, precision))
             shape = (batch, vcfg.frames, 3, vcfg.image_size, vcfg.image_size)
-            feed = {"video": np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
+            feed = {INPUT_NAME: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
             for _ in range(warmup):
                 runner.infer(feed)
             runs.append((runner, feed, []))

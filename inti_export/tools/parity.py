@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from inti_export.errors import IntiExportError, ParityError
-from inti_export.exporter.onnx_export import package_versions, read_metadata
+from inti_export.vocab import INPUT_NAME, package_versions, read_metadata
 from inti_export.runtime.base import Runner
 from inti_export.tools.compare import Comparison, Tolerance, compare_arrays, cosine_per_sample, get_tolerance
 
@@ -126,7 +126,7 @@ def localize_divergence(model, onnx_path: str | Path, video: np.ndarray, tol: To
         debug_path = Path(tmp) / "debug.onnx"
         ir.save(ir_model, debug_path)
         with OrtRunner(debug_path, name=f"{runner_name}-debug") as r:
-            got = r.infer({"video": video})
+            got = r.infer({INPUT_NAME: video})
     want = torch_boundaries(model, video)
     checks, first = [], None
     for b in boundaries:
@@ -169,7 +169,7 @@ def run_parity(
     if onnx_path is not None:
         meta = read_metadata(onnx_path)
         _check_matches(model, meta, onnx_path)
-    feed = {"video": np.ascontiguousarray(clips, dtype=np.float32)}
+    feed = {INPUT_NAME: np.ascontiguousarray(clips, dtype=np.float32)}
     reference = TorchRunner(model)
     runners: list[Runner] = [reference]
     skipped: dict[str, str] = {}
@@ -205,7 +205,7 @@ def run_parity(
     divergence = None
     failed_ort = [c for c in comparisons if not c.passed and c.runner.startswith("ort")]
     if failed_ort and localize and onnx_path is not None:
-        divergence = localize_divergence(model, onnx_path, feed["video"], tol, failed_ort[0].runner)
+        divergence = localize_divergence(model, onnx_path, feed[INPUT_NAME], tol, failed_ort[0].runner)
     report = ParityReport(
         preset=model.cfg.name,
         onnx=str(onnx_path) if onnx_path else None,

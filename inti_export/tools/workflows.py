@@ -47,7 +47,7 @@ def model_for(
 ):
     """The PyTorch model to compare with: `preset`, or the config stored in the ONNX's metadata."""
     from inti_export.errors import PresetError
-    from inti_export.exporter import read_metadata
+    from inti_export.vocab import read_metadata
     from inti_export.models.config import config_from_dict
 
     overrides = {} if num_classes is None else {"num_classes": num_classes}

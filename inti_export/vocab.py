@@ -1,0 +1,143 @@
+"""The words every layer shares, importable without torch: names, metadata keys and option enums.
+
+The CLI uses these enums directly as option types, so the command line and the library accept
+the same values. The `inti.*` metadata is described in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import platform
+from typing import Any
+
+# -- the model's I/O ------------------------------------------------------------------------------
+INPUT_NAME = "video"  # (B, T, 3, H, W) float32, CLIP-normalised
+
+# -- the custom ONNX op (exporter/functions.py) and its TensorRT plugin (plugins/trt_plugin.py) ----
+OP_DOMAIN = "inti"
+OP_TYPE = "TokenInterpolate"
+OP_VERSION = 1
+
+# -- ONNX metadata keys written by the exporter and the precision converters ----------------------
+META_PREFIX = "inti."
+META_VERSION = "inti.version"
+META_PRESET = "inti.preset"
+META_FRAMES = "inti.frames"
+META_IMAGE_SIZE = "inti.image_size"
+META_MEAN = "inti.mean"
+META_STD = "inti.std"
+META_INSERT_BEFORE = "inti.insert_before"
+META_INPUTS = "inti.inputs"
+META_OUTPUTS = "inti.outputs"
+META_OPSET = "inti.opset"
+META_INTI_OP = "inti.inti_op"
+META_PRECISION = "inti.precision"
+META_CONFIG = "inti.config"
+META_CALIBRATION = "inti.calibration"
+META_BOUNDARIES = "inti.boundaries"
+
+
+def read_metadata(onnx_path: str | os.PathLike) -> dict[str, Any]:
+    """Our `inti.*` metadata of an ONNX file, JSON values decoded; {} if it has none.
+
+    Raises whatever onnx raises for a file that is not ONNX; callers turn that into their error.
+    """
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return decode_metadata({p.key: p.value for p in model.metadata_props})
+
+
+def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
+    """The `inti.*` entries of raw metadata_props, JSON values decoded."""
+    out: dict[str, Any] = {}
+    for key, value in props.items():
+        if key.startswith(META_PREFIX):
+            try:
+                out[key] = json.loads(value)
+            except (json.JSONDecodeError, TypeError):
+                out[key] = value
+    return out
+
+
+# -- option values --------------------------------------------------------------------------------
+class Precision(str, enum.Enum):
+    """Numeric precision of an ONNX graph or an engine."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+    int8 = "int8"
+    fp8 = "fp8"
+
+
+class CalibrationBackend(str, enum.Enum):
+    """The tool that casts or quantises an ONNX."""
+
+    auto = "auto"
+    ort = "ort"
+    modelopt = "modelopt"
+
+
+class CalibrationMethod(str, enum.Enum):
+    """How activation ranges are chosen from calibration clips."""
+
+    max = "max"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+class TrtRuntime(str, enum.Enum):
+    """Which TensorRT module builds or runs an engine; auto prefers full TensorRT."""
+
+    auto = "auto"
+    tensorrt = "tensorrt"
+    tensorrt_rtx = "tensorrt-rtx"
+
+
+class RunnerKind(str, enum.Enum):
+    """The runners parity and bench can use (runtime/)."""
+
+    torch = "torch"
+    torch_compile = "torch-compile"
+    torch_kernel = "torch-kernel"
+    ort = "ort"
+    ort_cuda = "ort-cuda"
+    trt = "trt"
+
+
+class Verbosity(str, enum.Enum):
+    """TensorRT log messages to show."""
+
+    error = "error"
+    warning = "warning"
+    info = "info"
+    verbose = "verbose"
+
+
+def values(kind: type[enum.Enum]) -> tuple[str, ...]:
+    """The string values of an option enum, in declaration order."""
+    return tuple(m.value for m in kind)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape an export or a measurement (imported on call)."""
+    import onnx
+    import onnxruntime
+    import onnxscript
+    import open_clip
+    import torch
+
+    import inti_export
+
+    return {
+        "inti_export": inti_export.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "open_clip": open_clip.__version__,
+        "python": platform.python_version(),
+    }
