@@ -12,6 +12,8 @@ import logging
 
 import typer
 
+from inti_export.tools._cli import install_signal_handlers
+
 app = typer.Typer(
     name="inti-export",
     help="Export InTI video transformers to ONNX and TensorRT, and prove parity on the way.",
@@ -40,6 +42,7 @@ def _main(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    install_signal_handlers()
 
 
 for _name in _COMMAND_MODULES:

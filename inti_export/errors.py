@@ -42,3 +42,27 @@ class VideoError(IntiExportError, ValueError):
 
 class ParityError(IntiExportError, RuntimeError):
     """A parity comparison failed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: the CLI raises this in the main thread (tools/_cli.py)."""
+
+    def __init__(self, signum: int = 2) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def one_line(value: object, limit: int = 400) -> str:
+    """The first line of an exception's message (or any value), whitespace folded, at most `limit` chars.
+
+    An exception with no message gives its type name.
+    """
+    text = str(value).strip()
+    if not text and isinstance(value, BaseException):
+        return type(value).__name__
+    text = " ".join(text.splitlines()[0].split()) if text else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
