@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from inti_export.metrics import cosine_per_sample  # noqa: F401  re-exported for parity and benchmarks
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,12 +61,6 @@ class Comparison:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def cosine_per_sample(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
 
 
 def _nearest_neighbours(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,12 @@
+"""Numeric comparisons shared by parity, the precision report and the benchmarks (NumPy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def cosine_per_sample(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each sample: a, b (K, ...) -> (K,) float64."""
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
