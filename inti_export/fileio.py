@@ -37,6 +37,7 @@ def check_output_path(
     what: str = "output",
     inputs: Iterable[str | os.PathLike | None] = (),
     create_parent: bool = False,
+    error: type[IntiExportError] = IntiExportError,
 ) -> Path:
     """`path` as a Path, or a one-line IntiExportError before any work starts.
 
@@ -45,21 +46,21 @@ def check_output_path(
     """
     p = Path(path)
     if p.is_dir():
-        raise IntiExportError(f"{what} {p} is a directory: give a file path")
+        raise error(f"{what} {p} is a directory: give a file path")
     if len(p.name.encode()) > _NAME_MAX:
         size = len(p.name.encode())
-        raise IntiExportError(f"{what} name {p.name[:40]}... is {size} bytes, over {_NAME_MAX}: shorten it")
+        raise error(f"{what} name {p.name[:40]}... is {size} bytes, over {_NAME_MAX}: shorten it")
     for other in inputs:
         if other is not None and _same_file(p, Path(other)):
-            raise IntiExportError(f"{what} {p} is also an input ({other}): write to another path")
+            raise error(f"{what} {p} is also an input ({other}): write to another path")
     parent = p.parent
     if not parent.exists():
         if not create_parent:
-            raise IntiExportError(f"{what} folder {parent} does not exist: create it first")
+            raise error(f"{what} folder {parent} does not exist: create it first")
     elif not parent.is_dir():
-        raise IntiExportError(f"{what} folder {parent} is not a directory")
+        raise error(f"{what} folder {parent} is not a directory")
     elif not os.access(parent, os.W_OK):
-        raise IntiExportError(f"{what} folder {parent} is not writable")
+        raise error(f"{what} folder {parent} is not writable")
     return p
 
 

@@ -73,6 +73,13 @@ class Precision(str, enum.Enum):
     fp8 = "fp8"
 
 
+class InTIOp(str, enum.Enum):
+    """How an InTI layer appears in the ONNX: one custom node with its function, or plain ops."""
+
+    function = "function"
+    decomposed = "decomposed"
+
+
 class CalibrationBackend(str, enum.Enum):
     """The tool that casts or quantises an ONNX."""
 

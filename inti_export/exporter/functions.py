@@ -13,7 +13,10 @@ import onnx
 import onnxscript
 from onnxscript import opset18 as op
 
-from inti_export.vocab import OP_DOMAIN as DOMAIN, OP_TYPE, OP_VERSION as VERSION  
+from inti_export.vocab import OP_DOMAIN as DOMAIN
+from inti_export.vocab import OP_TYPE
+from inti_export.vocab import OP_VERSION as VERSION
+
 INPUTS = ("h", "a", "b", "w1", "b1", "w2", "b2")
 
 inti_opset = onnxscript.values.Opset(DOMAIN, VERSION)

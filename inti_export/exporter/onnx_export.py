@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
-import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 import inti_export
-from inti_export.errors import ExportError
-from inti_export.fileio import sha256_file, write_json
+from inti_export.errors import ExportError, one_line
 from inti_export.exporter import functions, passes
+from inti_export.fileio import atomic_output, check_output_path, sha256_file, write_json
 from inti_export.models import switches
 from inti_export.models.video_vit import InTIVideoModel
 from inti_export.plugins import op as _inti_op  # noqa: F401  registers torch.ops.inti.token_interpolate
@@ -141,7 +139,7 @@ def verify_onnx(
     try:
         onnx.checker.check_model(str(onnx_path), full_check=True)
     except onnx.checker.ValidationError as e:
-        raise ExportError(f"onnx.checker rejected {onnx_path}: {str(e).splitlines()[0]}") from e
+        raise ExportError(f"onnx.checker rejected {onnx_path}: {one_line(e)}") from e
     if clips is None:
         clips = example_video(model, 2, seed=1).numpy()
         clip_names = ["random#0", "random#1"]
@@ -152,7 +150,7 @@ def verify_onnx(
         got = sess.run(None, {INPUT_NAME: clips.astype(np.float32)})[0]
     except Exception as e:  # onnxruntime raises its own exception types
         raise ExportError(
-            f"ONNX Runtime could not run {onnx_path} on clips of shape {tuple(clips.shape)}: {str(e).strip().splitlines()[0]}"
+            f"ONNX Runtime could not run {onnx_path} on clips of shape {tuple(clips.shape)}: {one_line(e)}"
         ) from e
     with torch.no_grad():
         want = model(torch.from_numpy(clips)).numpy()
@@ -190,19 +188,15 @@ def export_onnx(
         raise ExportError(f"example_batch={spec.example_batch}: use >= 2 so the batch axis stays dynamic")
     if output.is_dir():
         raise ExportError(f"output {str(output)!r} is a directory; give a file name such as {str(output / 'model.onnx')!r}")
-    if not output.parent.is_dir():
-        raise ExportError(f"output directory {str(output.parent)!r} does not exist")
-    if not os.access(output.parent, os.W_OK):
-        raise ExportError(f"output directory {str(output.parent)!r} is not writable")
+    check_output_path(output, "output", error=ExportError)
     model = model.eval()
-    tmp = output.with_name(f".{output.name}.tmp")
     manifest_path = output.with_name(output.name + ".json")
-    try:
+    with atomic_output(output) as tmp:
         step(f"exporting {model.cfg.name} with torch.onnx (dynamo, opset {spec.opset})")
         try:
             ir_model = _torch_export(model, spec)
         except Exception as e:
-            raise ExportError(f"torch.onnx.export failed for {model.cfg.name}: {str(e).strip().splitlines()[0]}") from e
+            raise ExportError(f"torch.onnx.export failed for {model.cfg.name}: {one_line(e)}") from e
         step("graph passes: InTI function, boundary names, metadata")
         passes.attach_inti_function(ir_model)
         boundaries = passes.name_boundaries(ir_model)
@@ -241,7 +235,30 @@ def export_onnx(
             "verification": asdict(verification) if verification else None,
         }
         write_json(manifest_path, manifest, sort_keys=True)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportResult(output, manifest_path, manifest, verification, boundaries)
+
+
+def export_preset(
+    output: str | Path,
+    *,
+    preset: str,
+    checkpoint: str | Path | None = None,
+    clip_checkpoint: str | Path | None = None,
+    num_classes: int = 0,
+    spec: ExportSpec | None = None,
+    verify: bool = True,
+    clips: np.ndarray | None = None,
+    clip_names: list[str] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Build `preset` with its weights (`create_model`) and export it to `output` (`export_onnx`).
+
+    `clips` (K, T, 3, H, W) are the verification inputs; without them, seeded random clips.
+    """
+    from inti_export.models import create_model
+
+    overrides = {"num_classes": num_classes} if num_classes else {}
+    if on_step:
+        on_step(f"building {preset}")
+    model = create_model(preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, **overrides)
+    return export_onnx(model, output, spec, verify=verify, clips=clips, clip_names=clip_names, on_step=on_step)

