@@ -12,6 +12,10 @@ class PresetError(IntiExportError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class HostModelError(IntiExportError, TypeError):
+    """The installed open_clip builds a vision tower that differs from the pinned one we patch."""
+
+
 class InputShapeError(IntiExportError, ValueError):
     """A video tensor whose shape the model cannot take."""
 

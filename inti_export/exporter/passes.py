@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import onnx_ir as ir
 
+from inti_export.errors import ExportError
 from inti_export.exporter import functions
 
 _NAMESPACE = "namespace"
@@ -81,7 +82,9 @@ def add_debug_outputs(model: ir.Model, value_names: Iterable[str]) -> list[str]:
                 found[out.name] = out
     missing = sorted(wanted - set(found))
     if missing:
-        raise KeyError(f"values not in the graph: {missing}")
+        raise ExportError(
+            f"values {missing} named in the model's metadata are not in its graph: re-export it with `inti-export onnx`"
+        )
     added = []
     for name in value_names:
         if not found[name].is_graph_output():

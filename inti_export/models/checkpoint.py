@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from inti_export.errors import CheckpointError
+from inti_export.errors import CheckpointError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             sd = load_file(str(path), device="cpu")
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, Exception) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except pickle.UnpicklingError as e:
+        # weights_only refused a global: the pickle would run code to load (PyTorch's own advice to
+        # re-run with weights_only=False is exactly what must not be done with an untrusted file)
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} contains code (pickled objects beyond tensors) and is refused: save its"
+            " state dict with torch.save(model.state_dict(), path) or as .safetensors"
+        ) from e
+    except Exception as e:
+        first = one_line(e, 200)
         raise CheckpointError(
             f"cannot read checkpoint {str(path)!r} as weights ({first}); it must be a state dict saved with "
             "torch.save or safetensors (code-bearing pickles and TorchScript archives are refused)"

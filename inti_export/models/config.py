@@ -19,14 +19,14 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything `create_model` needs; every choice the spec leaves open is a field here."""
+    """Everything `create_model` needs; every choice the paper leaves open is a field here (docs/model.md)."""
 
     name: str
     vision_cfg: dict[str, Any]  # open_clip CLIPVisionCfg fields
     embed_dim: int  # visual projection width E
     frames: int = 16
     insert_before: tuple[int, ...] = ()  # 0-based resblock indices an InTI layer precedes
-    context_dim: int | None = None  # D' of the context network; None means D' = D (spec default)
+    context_dim: int | None = None  # D' of the context network; None means D' = D (docs/model.md)
     num_classes: int = 0  # 0: output the pooled embedding; >0: a linear classifier head
     quick_gelu: bool = False  # OpenAI's original CLIP weights use QuickGELU
     global_pool_ceil: bool = True  # global context MaxPool1d(2, ceil_mode) so T_in = 2 still works
@@ -72,7 +72,7 @@ class ModelConfig:
     def output_frames(self) -> int:
         return self.frames_per_stage()[-1]
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         """Raise PresetError naming the bad field; return self."""
         if self.frames < 1:
             raise PresetError(f"frames={self.frames}: must be a positive integer")
@@ -167,4 +167,4 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     return ModelConfig(**data).validate()
 
 
-__all__ = ["ModelConfig", "get_config", "list_presets", "config_from_dict", "CLIP_MEAN", "CLIP_STD"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "ModelConfig", "config_from_dict", "get_config", "list_presets"]

@@ -1,4 +1,4 @@
-"""The InTI layer (spec `inti-model.md`): halve the frames by blending neighbour-frame token pairs."""
+"""The InTI layer (docs/model.md): halve the frames by blending neighbour-frame token pairs."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class InTILayer(nn.Module):
         return z.reshape(b, t // 2, 2, n, c).transpose(2, 3).reshape(b, t // 2, n, 2 * c)
 
     def context(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, N, D) -> (B, T/2, N, 4D')
-        """The fused four-level context `h` of spec steps 3-4 ("Sep" fusion)."""
+        """The fused four-level context `h` of docs/model.md steps 3-4 ("Sep" fusion)."""
         bsz, t, n, _ = x.shape
         g, dc = self.grid, self.context_dim
         f_tok = self.pair(self.phi_token(x))  # (B, T/2, N, 2D')

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from inti_export.errors import HostModelError
 from inti_export.models import switches
 
 OPEN_CLIP_VERSION = "3.3.0"
@@ -23,7 +24,10 @@ class Attention(nn.Module):
     def __init__(self, mha: nn.MultiheadAttention):
         super().__init__()
         if not mha.batch_first or not mha._qkv_same_embed_dim:
-            raise TypeError("expected a batch-first nn.MultiheadAttention with packed q/k/v weights")
+            raise HostModelError(
+                "expected a batch-first nn.MultiheadAttention with packed q/k/v weights: install"
+                f" open_clip_torch=={OPEN_CLIP_VERSION}"
+            )
         self.num_heads = mha.num_heads
         self.in_proj_weight = mha.in_proj_weight  # (3D, D)
         self.in_proj_bias = mha.in_proj_bias  # (3D,)
@@ -76,7 +80,7 @@ def check_host(visual: nn.Module) -> None:
                 problems.append(f"resblocks[{i}] is not a ResidualAttentionBlock with nn.MultiheadAttention")
                 break
     if problems:
-        raise TypeError(
+        raise HostModelError(
             f"open_clip_torch=={OPEN_CLIP_VERSION} is required; the installed tower differs: " + "; ".join(problems)
         )
 

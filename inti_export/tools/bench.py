@@ -18,15 +18,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from inti_export.errors import IntiExportError
+from inti_export.errors import IntiExportError, one_line
+from inti_export.fileio import atomic_output
 from inti_export.models import create_model
-from inti_export.vocab import INPUT_NAME, package_versions
 from inti_export.models.config import get_config
+from inti_export.vocab import INPUT_NAME, RunnerKind, package_versions, values
 
 logger = logging.getLogger(__name__)
 
 BENCH_SCHEMA = "inti-export/bench/1"
-RUNNER_KINDS = ("torch", "torch-compile", "torch-kernel", "ort", "ort-cuda", "trt")
+RUNNER_KINDS = values(RunnerKind)
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")  # what TorchRunner casts to
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass
@@ -71,7 +74,7 @@ class BenchReport:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BenchReport":
+    def from_dict(cls, d: dict[str, Any]) -> BenchReport:
         if d.get("schema") != BENCH_SCHEMA:
             raise IntiExportError(f"not a bench report of schema {BENCH_SCHEMA}: schema={d.get('schema')!r}")
         d = dict(d)
@@ -149,6 +152,25 @@ def _make_runner(kind: str, model, onnx_path: Path | None, engine_path: Path | N
     raise IntiExportError(f"unknown runner {kind!r}; use one of {', '.join(RUNNER_KINDS)}")
 
 
+def check_bench_options(runners, batches, iters, warmup, engine_path, device, precision) -> None:
+    """One line naming the bad value, before any model is built."""
+    bad = [r for r in runners if r not in RUNNER_KINDS]
+    if bad:
+        raise IntiExportError(f"unknown runner(s) {bad}; use {', '.join(RUNNER_KINDS)}")
+    if not runners:
+        raise IntiExportError("no runner given: use one or more of " + ", ".join(RUNNER_KINDS))
+    if iters < 1 or warmup < 0 or not batches or any(b < 1 for b in batches):
+        raise IntiExportError(f"iters={iters}, warmup={warmup}, batches={list(batches)}: need iters >= 1, warmup >= 0, batch >= 1")
+    if "trt" in runners and engine_path is None:
+        raise IntiExportError("runner 'trt' needs --engine ENGINE (build one with `inti-export trt`)")
+    if engine_path is not None and not Path(engine_path).is_file():
+        raise IntiExportError(f"--engine {engine_path} does not exist")
+    if device not in DEVICES:
+        raise IntiExportError(f"device {device!r}: choose {', '.join(DEVICES)}")
+    if precision not in TORCH_PRECISIONS:
+        raise IntiExportError(f"PyTorch precision {precision!r}: choose {', '.join(TORCH_PRECISIONS)}")
+
+
 def run_bench(
     preset: str,
     *,
@@ -169,11 +191,7 @@ def run_bench(
     from inti_export.exporter import ExportSpec, export_onnx
     from inti_export.models.flops import count_flops
 
-    bad = [r for r in runners if r not in RUNNER_KINDS]
-    if bad:
-        raise IntiExportError(f"unknown runner(s) {bad}; use {', '.join(RUNNER_KINDS)}")
-    if iters < 1 or warmup < 0 or any(b < 1 for b in batches):
-        raise IntiExportError(f"iters={iters}, warmup={warmup}, batches={list(batches)}: need iters >= 1, warmup >= 0, batch >= 1")
+    check_bench_options(runners, batches, iters, warmup, engine_path, device, precision)
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     cfg = get_config(preset)
@@ -199,7 +217,7 @@ def run_bench(
                 try:
                     times = _time_interleaved(kind, active, batch, iters, warmup, device, threads, precision)
                 except (IntiExportError, ImportError) as e:
-                    skipped[kind] = str(e).splitlines()[0]
+                    skipped[kind] = one_line(e)
                     logger.warning("skipping %s: %s", kind, skipped[kind])
                     break
                 for (name, _, _, _, _, gflops), (runner_name, t) in zip(active, times):
@@ -251,7 +269,6 @@ def plot_bench(report: BenchReport, path: Path) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)

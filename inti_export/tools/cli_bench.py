@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from inti_export.tools._cli import cli_errors, console
+
+
+class Device(str, enum.Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class TorchPrecision(str, enum.Enum):
+    """What the PyTorch runners cast to (ONNX and engines carry their precision in the graph)."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -47,11 +61,11 @@ def bench(
     engine: Annotated[Path | None, typer.Option("--engine", help="TensorRT engine for the trt runner.")] = None,
     runners: Annotated[str, typer.Option(help="Comma-separated: torch, torch-compile, torch-kernel, ort, ort-cuda, trt.")] = "torch,ort",
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1",
-    iters: Annotated[int, typer.Option(help="Timed runs per measurement.")] = 10,
-    warmup: Annotated[int, typer.Option(help="Untimed runs first.")] = 2,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch and ONNX Runtime.")] = None,
-    device: Annotated[str, typer.Option(help="PyTorch device: cpu or cuda.")] = "cpu",
-    precision: Annotated[str, typer.Option(help="PyTorch precision: fp32, fp16, bf16.")] = "fp32",
+    iters: Annotated[int, typer.Option(help="Timed runs per measurement.", min=1)] = 10,
+    warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 2,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch and ONNX Runtime.", min=1)] = None,
+    device: Annotated[Device, typer.Option(help="PyTorch device.")] = Device.cpu,
+    precision: Annotated[TorchPrecision, typer.Option(help="PyTorch precision.")] = TorchPrecision.fp32,
     compare_naive: Annotated[bool, typer.Option("--compare-naive", help="Also run the naive preset; report the speed-up.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")] = None,
@@ -59,14 +73,24 @@ def bench(
     """Benchmark latency (p50/p90/p99) and throughput per runner and batch size."""
     out = console()
     with cli_errors():
-        from inti_export.tools.bench import plot_bench, run_bench
-        from inti_export.fileio import write_json
+        from inti_export.fileio import check_output_path, write_json
+        from inti_export.models.config import get_config
+        from inti_export.tools.bench import check_bench_options, plot_bench, run_bench
+        from inti_export.tools.inputs import onnx_metadata
 
+        kinds = tuple(r.strip() for r in runners.split(",") if r.strip())
+        batches = _ints(batch, "--batch")
+        get_config(preset)
+        check_bench_options(kinds, batches, iters, warmup, engine, device.value, precision.value)
+        if onnx is not None:
+            onnx_metadata(onnx, what="--onnx")
+        for path, what in ((report, "--report"), (plot, "--plot")):
+            if path is not None:
+                check_output_path(path, what, inputs=[onnx, engine])
         with out.status(f"benchmarking {preset} ..."):
             result = run_bench(
-                preset, runners=tuple(r.strip() for r in runners.split(",") if r.strip()),
-                batches=_ints(batch, "--batch"), iters=iters, warmup=warmup, onnx_path=onnx, engine_path=engine,
-                compare_naive=compare_naive, device=device, threads=threads, precision=precision,
+                preset, runners=kinds, batches=batches, iters=iters, warmup=warmup, onnx_path=onnx, engine_path=engine,
+                compare_naive=compare_naive, device=device.value, threads=threads, precision=precision.value,
             )
         if report is not None:
             write_json(report, result.to_dict())

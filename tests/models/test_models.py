@@ -225,12 +225,12 @@ def test_clip_checkpoint_loads_backbone(tmp_path, tiny_video):
 def test_load_report_lists_missing(tmp_path):
     model = create_model("test-tiny")
     sd = model.state_dict()
-    sd.pop("head_placeholder", None)
     partial = {k: v for k, v in sd.items() if not k.startswith("inti.")}
     path = tmp_path / "partial.pt"
     torch.save(partial, path)
     report = load_inti_checkpoint(create_model("test-tiny"), path)
-    assert report.missing and all(k.startswith("inti.") for k in report.missing)
+    assert report.missing == sorted(k for k in sd if k.startswith("inti."))
+    assert report.loaded == len(partial) and report.unexpected == []
 
 
 def test_open_clip_host_is_as_expected():
