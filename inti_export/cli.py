@@ -12,12 +12,13 @@ import logging
 
 import typer
 
-from inti_export.tools._cli import install_signal_handlers
+from inti_export.tools._cli import OneLineErrors, install_signal_handlers
 
 app = typer.Typer(
     name="inti-export",
     help="Export InTI video transformers to ONNX and TensorRT, and prove parity on the way.",
     no_args_is_help=True,
+    cls=OneLineErrors,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -53,3 +54,7 @@ for _name in _COMMAND_MODULES:
             raise
         continue
     _module.register(app)
+
+
+if __name__ == "__main__":  # python -m inti_export.cli
+    app()

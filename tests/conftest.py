@@ -45,3 +45,28 @@ def tiny_onnx(tmp_path_factory, tiny_model, tiny_clips):
 
     path = tmp_path_factory.mktemp("onnx") / "test-tiny.onnx"
     return export_onnx(tiny_model, path, clips=tiny_clips.clips[:2], clip_names=tiny_clips.names[:2])
+
+
+def trt_module_available() -> bool:
+    """True when tensorrt or tensorrt_rtx imports (engines can be built here)."""
+    import importlib
+
+    for name in ("tensorrt", "tensorrt_rtx"):
+        try:
+            importlib.import_module(name)
+            return True
+        except (ImportError, OSError):
+            continue
+    return False
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tmp_path_factory, tiny_onnx):
+    """(engine, manifest) built once from `tiny_onnx` (TensorRT-RTX on CPU); None without a TensorRT module."""
+    if not trt_module_available():
+        return None
+    from inti_export.runtime.trt import build_engine
+
+    path = tmp_path_factory.mktemp("engine") / "test-tiny.engine"
+    build_engine(tiny_onnx.onnx_path, path)
+    return path, path.with_name(path.name + ".json")

@@ -9,8 +9,37 @@ import traceback
 from collections.abc import Iterator
 
 import typer
+from typer.core import TyperGroup
 
 from inti_export.errors import Interrupted, IntiExportError, one_line
+
+# The click that typer runs on (recent typer versions vendor their own copy): its exception base class.
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class OneLineErrors(TyperGroup):
+    """The root command group: a usage error (bad option value, missing argument) is one line on stderr.
+
+    Click would print the usage, a hint and the error over several lines (typer: a panel).
+    """
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except _ClickException as e:
+            if not standalone_mode:
+                raise
+            where = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) is not None else ""
+            typer.echo(f"error: {one_line(e.format_message())}{where}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            typer.echo("interrupted", err=True)
+            sys.exit(130)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
 
 
 def _raise_interrupted(signum, frame) -> None:
