@@ -18,7 +18,7 @@ import inti_export
 from inti_export.errors import ExportError, one_line
 from inti_export.exporter import functions, passes
 from inti_export.fileio import atomic_output, check_output_path, sha256_file, write_json
-from inti_export.models import switches
+from inti_export.models import compute_mode
 from inti_export.models.video_vit import InTIVideoModel
 from inti_export.plugins import op as _inti_op  # noqa: F401  registers torch.ops.inti.token_interpolate
 from inti_export.vocab import INPUT_NAME, package_versions, read_metadata  # noqa: F401  re-exported
@@ -109,7 +109,7 @@ def _torch_export(model: InTIVideoModel, spec: ExportSpec):
     video = example_video(model, spec.example_batch)
     dynamic = {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=spec.max_batch)}} if spec.dynamic_batch else None
     functions.register_schema()
-    mode = switches.compute_mode(fused_attention=False, blend_op=spec.inti_op == "function")
+    mode = compute_mode.scoped(fused_attention=False, blend_op=spec.inti_op == "function")
     with mode, torch.no_grad(), contextlib.redirect_stdout(open(os.devnull, "w")):
         program = torch.onnx.export(
             model,

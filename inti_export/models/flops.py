@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from inti_export.models import switches
+from inti_export.models import compute_mode
 from inti_export.models.config import ModelConfig, get_config
 from inti_export.models.factory import create_model
 
@@ -40,7 +40,7 @@ def count_flops(preset: str | ModelConfig, **overrides: Any) -> FlopReport:
     model = create_model(cfg, device="meta")
     video = torch.empty(1, cfg.frames, 3, cfg.image_size, cfg.image_size, device="meta")
     counter = FlopCounterMode(display=False, depth=None)
-    with switches.counting_mode(), counter, torch.no_grad():
+    with compute_mode.counting_mode(), counter, torch.no_grad():
         model(video)
     by_module = counter.get_flop_counts()
     total = counter.get_total_flops() / 2  # FlopCounterMode counts 2 per multiply-add

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from inti_export.models import switches
+from inti_export.models import compute_mode
 from inti_export.plugins.reference import token_interpolate_reference
 
 
@@ -104,7 +104,7 @@ class InTILayer(nn.Module):
     def blend(self, h: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Steps 5-6: weight head, softmax over the pair, weighted blend."""
         weights = (self.head_fc1.weight, self.head_fc1.bias, self.head_fc2.weight, self.head_fc2.bias)
-        if switches.current().blend_op:
+        if compute_mode.current().blend_op:
             from inti_export.plugins import op  # registers torch.ops.inti.token_interpolate
 
             return op.token_interpolate(h, a, b, *weights)

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from inti_export.errors import HostModelError
-from inti_export.models import switches
+from inti_export.models import compute_mode
 
 OPEN_CLIP_VERSION = "3.3.0"
 
@@ -41,7 +41,7 @@ class Attention(nn.Module):
         hd = d // self.num_heads
         qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (M, N, 3D)
         q, k, v = qkv.reshape(m, n, 3, self.num_heads, hd).permute(2, 0, 3, 1, 4)  # (M, H, N, hd)
-        if switches.current().fused_attention:
+        if compute_mode.current().fused_attention:
             o = F.scaled_dot_product_attention(q, k, v)  # (M, H, N, hd)
         else:
             attn = (q * hd**-0.5) @ k.transpose(-2, -1)  # (M, H, N, N)

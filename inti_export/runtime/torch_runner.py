@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from inti_export.errors import RuntimeUnavailableError
-from inti_export.models import switches
+from inti_export.errors import IntiExportError, RuntimeUnavailableError
+from inti_export.models import compute_mode
 from inti_export.runtime.base import Runner, TensorSpec
 from inti_export.vocab import INPUT_NAME
 
@@ -23,7 +23,7 @@ class TorchRunner(Runner):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeUnavailableError("no CUDA GPU: the PyTorch CUDA runner needs one")
         if precision not in _DTYPES:
-            raise ValueError(f"precision={precision!r}: PyTorch runner supports {sorted(_DTYPES)}")
+            raise IntiExportError(f"precision={precision!r}: the PyTorch runner supports {', '.join(_DTYPES)}")
         self.model, self.device, self.compile, self.precision = model, torch.device(device), compile, precision
         self.blend_kernel = blend_kernel  # InTI's blend through torch.ops.inti.token_interpolate (Triton on CUDA)
         self.name = (
@@ -52,7 +52,7 @@ class TorchRunner(Runner):
         if self.device.type == "cuda":  # time the model alone with CUDA events
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-        with torch.inference_mode(), switches.compute_mode(blend_op=self.blend_kernel):
+        with torch.inference_mode(), compute_mode.scoped(blend_op=self.blend_kernel):
             out = self._fn(video)
         if self.device.type == "cuda":
             end.record()

@@ -118,11 +118,11 @@ def test_same_seed_same_output(tiny_video):
 
 
 def test_fused_and_plain_attention_agree(tiny_model, tiny_video):
-    from inti_export.models import switches
+    from inti_export.models import compute_mode
 
     with torch.no_grad():
         fused = tiny_model(tiny_video)
-        with switches.export_mode():
+        with compute_mode.export_mode():
             plain = tiny_model(tiny_video)
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
 

@@ -1,4 +1,7 @@
-"""Scoped switches that change how the model computes, not what (after timm's set_layer_config)."""
+"""How the model computes (not what): fused attention or plain matmuls, the blend custom op or not.
+
+A scoped setting that puts the old value back, after timm's `set_layer_config`.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def current() -> ComputeMode:
 
 
 @contextlib.contextmanager
-def compute_mode(**changes: bool) -> Iterator[ComputeMode]:
+def scoped(**changes: bool) -> Iterator[ComputeMode]:
     """Change the compute mode inside the block and put the old one back after it."""
     global _mode
     old = _mode
@@ -34,9 +37,9 @@ def compute_mode(**changes: bool) -> Iterator[ComputeMode]:
 
 def export_mode() -> contextlib.AbstractContextManager[ComputeMode]:
     """Plain-op attention (ONNX-expressible, visible to FLOP counters) and the blend custom op."""
-    return compute_mode(fused_attention=False, blend_op=True)
+    return scoped(fused_attention=False, blend_op=True)
 
 
 def counting_mode() -> contextlib.AbstractContextManager[ComputeMode]:
     """Plain-op attention so FlopCounterMode sees every matmul."""
-    return compute_mode(fused_attention=False, blend_op=False)
+    return scoped(fused_attention=False, blend_op=False)
