@@ -78,7 +78,7 @@ class InTILayer(nn.Module):
 
     def context(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, N, D) -> (B, T/2, N, 4D')
         """The fused four-level context `h` of docs/model.md steps 3-4 ("Sep" fusion)."""
-        bsz, t, n, _ = x.shape
+        bsz, t = x.shape[:2]
         g, dc = self.grid, self.context_dim
         f_tok = self.pair(self.phi_token(x))  # (B, T/2, N, 2D')
         c = self.phi_cube(x[:, :, 1:])  # (B, T, N-1, D') patch tokens only
