@@ -45,11 +45,11 @@ def check_output_path(
     is not a folder, a name longer than the file system allows, and any path that is one of `inputs`.
     """
     p = Path(path)
-    if p.is_dir():
-        raise error(f"{what} {p} is a directory: give a file path")
     if len(p.name.encode()) > _NAME_MAX:
         size = len(p.name.encode())
         raise error(f"{what} name {p.name[:40]}... is {size} bytes, over {_NAME_MAX}: shorten it")
+    if p.is_dir():
+        raise error(f"{what} {p} is a directory: give a file path")
     for other in inputs:
         if other is not None and _same_file(p, Path(other)):
             raise error(f"{what} {p} is also an input ({other}): write to another path")

@@ -186,8 +186,6 @@ def export_onnx(
         raise ExportError(f"opset={spec.opset}: the exporter needs opset 18 or newer")
     if spec.example_batch < 2 and spec.dynamic_batch:
         raise ExportError(f"example_batch={spec.example_batch}: use >= 2 so the batch axis stays dynamic")
-    if output.is_dir():
-        raise ExportError(f"output {str(output)!r} is a directory; give a file name such as {str(output / 'model.onnx')!r}")
     check_output_path(output, "output", error=ExportError)
     model = model.eval()
     manifest_path = output.with_name(output.name + ".json")
