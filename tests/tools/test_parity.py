@@ -92,17 +92,23 @@ def test_compare_logits_topk():
     assert not c.passed and c.top1_agreement < 1.0 and len(c.failures) >= 2
 
 
-def test_requested_runner_that_cannot_run_fails_the_gate(tmp_path, tiny_model, tiny_onnx, tiny_clips):
+def test_requested_runner_that_cannot_run_fails_the_gate(tmp_path, tiny_model, tiny_onnx, tiny_clips, tiny_engine):
     import torch
+
+    from inti_export.errors import EngineError
 
     if torch.cuda.is_available():
         pytest.skip("has a GPU: the TensorRT runner may run")
-    engine = tmp_path / "missing.engine"
-    report = run_parity(tiny_model, tiny_clips.clips, tiny_clips.names, onnx_path=tiny_onnx.onnx_path, engine_path=engine)
+    if tiny_engine is None:
+        pytest.skip("no TensorRT module to build the engine with")
+    engine = tiny_engine[0]
+    args = (tiny_model, tiny_clips.clips, tiny_clips.names)
+    report = run_parity(*args, onnx_path=tiny_onnx.onnx_path, engine_path=engine)
     assert "trt" in report.skipped and all(c.passed for c in report.comparisons) and not report.passed
-    report = run_parity(
-        tiny_model, tiny_clips.clips, tiny_clips.names, onnx_path=tiny_onnx.onnx_path, engine_path=engine, allow_skip=True
-    )
+    report = run_parity(*args, onnx_path=tiny_onnx.onnx_path, engine_path=engine, allow_skip=True)
     assert report.passed
     res = CliRunner().invoke(app, ["parity", "--onnx", str(tiny_onnx.onnx_path), "--engine", str(engine)])
     assert res.exit_code == 1 and "--allow-skip" in res.stderr
+    # what can be checked without a GPU is checked before any skip, --allow-skip or not
+    with pytest.raises(EngineError, match="not found"):
+        run_parity(*args, onnx_path=tiny_onnx.onnx_path, engine_path=tmp_path / "missing.engine", allow_skip=True)
