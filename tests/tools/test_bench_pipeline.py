@@ -44,14 +44,19 @@ def test_bench_errors():
     assert res.exit_code == 1 and "--batch='1,x'" in res.stderr
 
 
-def test_bench_trt_runner_skipped_without_gpu(tmp_path):
-    pytest.importorskip("torch")
+def test_bench_trt_runner_skipped_without_gpu(tmp_path, tiny_engine):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("has a GPU: the skip path is not taken")
-    report = run_bench("test-tiny", runners=("torch", "trt"), iters=1, warmup=0, engine_path=tmp_path / "none.engine")
+    if tiny_engine is None:
+        pytest.skip("no TensorRT module to build the engine with")
+    report = run_bench("test-tiny", runners=("torch", "trt"), iters=1, warmup=0, engine_path=tiny_engine[0])
     assert "trt" in report.skipped and [r.runner for r in report.rows] == ["torch-cpu"]
+    with pytest.raises(IntiExportError, match="needs --engine"):
+        run_bench("test-tiny", runners=("trt",))
+    with pytest.raises(IntiExportError, match="does not exist"):
+        run_bench("test-tiny", runners=("trt",), engine_path=tmp_path / "none.engine")
 
 
 def test_pipeline_on_test_tiny(tmp_path):
