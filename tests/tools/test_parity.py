@@ -74,7 +74,9 @@ def test_wrong_preset_and_bad_tolerance(tiny_onnx, tiny_clips):
     with pytest.raises(ParityError, match="frames=8"):
         run_parity(other, tiny_clips.clips[:, :4], tiny_clips.names, onnx_path=tiny_onnx.onnx_path)
     res = CliRunner().invoke(app, ["parity", "--onnx", str(tiny_onnx.onnx_path), "--tolerance", "fp64"])
-    assert res.exit_code == 1 and "unknown tolerance preset 'fp64'" in res.stderr
+    assert res.exit_code == 2 and "'--tolerance': 'fp64' is not one of" in res.stderr  # refused while parsing
+    with pytest.raises(ParityError, match="unknown tolerance preset 'fp64'"):
+        run_parity(other, tiny_clips.clips[:, :4], tiny_clips.names, onnx_path=tiny_onnx.onnx_path, tolerance="fp64")
 
 
 def test_report_schema_is_checked():
