@@ -93,15 +93,25 @@ def _time_interleaved(kind, variants, batch, iters, warmup, device, threads, pre
         for _, vcfg, model, vonnx, vengine, _ in variants:
             runner = stack.enter_context(_make_runner(kind, model, vonnx, vengine, device, threads, precision))
             shape = (batch, vcfg.frames, 3, vcfg.image_size, vcfg.image_size)
-            feed = {INPUT_NAME: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
-            for _ in range(warmup):
-                runner.infer(feed)
-            runs.append((runner, feed, []))
-        for _ in range(iters):
-            for runner, feed, times in runs:
-                runner.infer(feed)
-                times.append(runner.last_inference_time)
-        return [(runner.name, np.asarray(times)) for runner, _, times in runs]
+            runs.append((runner, {INPUT_NAME: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}))
+        return [(runner.name, times) for (runner, _), times in zip(runs, time_runs(runs, iters, warmup), strict=True)]
+
+
+def time_runs(runs, iters: int, warmup: int) -> list[np.ndarray]:
+    """Seconds per call of each active (runner, feed): `warmup` untimed calls each, then `iters`
+    rounds that call every one in turn, so load from elsewhere falls on all of them alike.
+
+    Shared by `bench` (InTI against naive) and `optimize` (one candidate's batch sizes).
+    """
+    for runner, feed in runs:
+        for _ in range(warmup):
+            runner.infer(feed)
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(iters):
+        for (runner, feed), t in zip(runs, times, strict=True):
+            runner.infer(feed)
+            t.append(runner.last_inference_time)
+    return [np.asarray(t) for t in times]
 
 
 def summarise(times_s: np.ndarray, preset: str, runner: str, batch: int, warmup: int, gflops: float) -> BenchRow:
@@ -129,7 +139,11 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def _make_runner(kind: str, model, onnx_path: Path | None, engine_path: Path | None, device: str, threads: int, precision: str):
+def _make_runner(
+    kind: str, model, onnx_path: Path | None, engine_path: Path | None, device: str, threads: int, precision: str,
+    ort_mode: str | None = None,
+):
+    """The runner of `kind`; `ort_mode` (ORT runners) says how a Q/DQ graph is evaluated (runtime/ort_runner.py)."""
     from inti_export.runtime.ort_runner import OrtRunner
     from inti_export.runtime.torch_runner import TorchRunner
 
@@ -139,10 +153,11 @@ def _make_runner(kind: str, model, onnx_path: Path | None, engine_path: Path | N
         return TorchRunner(model, device=device, compile=True, precision=precision)
     if kind == "torch-kernel":  # the fused Triton blend kernel on CUDA (the reference on CPU)
         return TorchRunner(model, device=device, precision=precision, blend_kernel=True)
+    mode = {} if ort_mode is None else {"mode": ort_mode}
     if kind == "ort":
-        return OrtRunner(onnx_path, device="cpu", threads=threads)
+        return OrtRunner(onnx_path, device="cpu", threads=threads, **mode)
     if kind == "ort-cuda":
-        return OrtRunner(onnx_path, device="cuda")
+        return OrtRunner(onnx_path, device="cuda", **mode)
     if kind == "trt":
         if engine_path is None:
             raise IntiExportError("runner 'trt' needs --engine")

