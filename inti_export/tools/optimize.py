@@ -836,8 +836,9 @@ def run_optimize(
             report.outputs["triton_repo"] = _triton_repo(run, report, report.notes)
     plot_pareto(report, out / "pareto.png")
     report.wall_s = round(time.perf_counter() - start, 2)
-    write_json(out / "report.json", report.to_dict())
-    return report
+    data = json.loads(json.dumps(report.to_dict(), default=str))
+    write_json(out / "report.json", data)
+    return OptimizeReport.from_dict(data)  # what report.json holds
 
 
 # -- outputs ----------------------------------------------------------------------------------------
