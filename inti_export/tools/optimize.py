@@ -727,9 +727,9 @@ def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
                                 "artifact_sha256": run.cache.sha256(artifact) if artifact else None,
                                 "command": command, "environment": run.env}
         model = copy.deepcopy(run.model) if runner_kind in TORCH_KINDS else None
-        runner = _make_runner(runner_kind, model, onnx_path, engine_path, "cpu", run.env["threads"],
-                              precision if runner_kind in TORCH_KINDS else "fp32", ort_mode=ort_mode)
         try:
+            runner = _make_runner(runner_kind, model, onnx_path, engine_path, "cpu", run.env["threads"],
+                                  precision if runner_kind in TORCH_KINDS else "fp32", ort_mode=ort_mode)
             runner.activate()
         except Exception as e:  # noqa: BLE001 - a runtime that cannot load here: reported, never chosen
             return {**body, "status": Status.not_run.value, "reason": one_line(e)}
