@@ -83,7 +83,10 @@ def decode_video_bytes(data: bytes, pre) -> np.ndarray:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return load_clip(name, pre)
+        try:
+            return load_clip(name, pre)
+        except VideoError as e:  # name the request's bytes, not our temporary file
+            raise VideoError(str(e).replace(f"'{name}'", "").replace(name, f"({len(data)} bytes)")) from e
     finally:
         os.unlink(name)
 
