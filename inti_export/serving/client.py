@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from inti_export.errors import IntiExportError, RuntimeUnavailableError, one_line
-from inti_export.serving.repository import VIDEO_BYTES
 
 
 class ClientError(IntiExportError, RuntimeError):
@@ -52,7 +51,9 @@ class TritonClient:
                 import tritonclient.grpc as tc
             from tritonclient.utils import InferenceServerException
         except ImportError as e:
-            raise RuntimeUnavailableError(f"the client needs tritonclient ({e}): pip install 'inti-export[serve]'") from e
+            raise RuntimeUnavailableError(
+                f"the client needs tritonclient ({e}): pip install 'inti-export[serve]'"
+            ) from e
         self.tc, self._error = tc, InferenceServerException
         self.url = url
         kwargs = {"network_timeout": timeout, "connection_timeout": timeout} if self.protocol == "http" else {}
@@ -64,7 +65,9 @@ class TritonClient:
         except self._error as e:
             raise ClientError(f"{what} on {self.url}: {one_line(e.message() or e)}") from e
         except (OSError, ConnectionError) as e:
-            raise ClientError(f"cannot reach the server at {self.url} ({one_line(e)}): is `inti-export serve` running?") from e
+            raise ClientError(
+                f"cannot reach the server at {self.url} ({one_line(e)}): is `inti-export serve` running?"
+            ) from e
 
     def model_names(self) -> list[str]:
         index = self._call("repository index", self.client.get_model_repository_index)
@@ -104,7 +107,14 @@ class TritonClient:
         return {o["name"]: result.as_numpy(o["name"]) for o in config.get("output", [])}
 
 
-_TRITON_DTYPE = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int32": "INT32", "int64": "INT64", "uint8": "UINT8"}
+_TRITON_DTYPE = {
+    "float32": "FP32",
+    "float16": "FP16",
+    "float64": "FP64",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint8": "UINT8",
+}
 
 
 def _feed_for(config: dict[str, Any], video: Path) -> dict[str, np.ndarray]:
@@ -116,7 +126,9 @@ def _feed_for(config: dict[str, Any], video: Path) -> dict[str, np.ndarray]:
 
     params = {k: v.get("string_value") for k, v in config.get("parameters", {}).items()}
     if "preprocess" not in params:
-        raise ClientError(f"model {config['name']!r} takes clips but its config has no 'preprocess' parameter: use the ensemble")
+        raise ClientError(
+            f"model {config['name']!r} takes clips but its config has no 'preprocess' parameter: use the ensemble"
+        )
     pre = Preprocess(**json.loads(params["preprocess"]))
     return {inp["name"]: load_clip(video, pre)[None]}  # (1, T, 3, H, W)
 

@@ -172,7 +172,8 @@ def _check_batch(artifact: Artifact, requested: int | None) -> int:
         )
     if requested is not None and requested > high:
         raise RepositoryError(
-            f"--max-batch {requested} exceeds the engine's batch profile max {high}: use at most {high}, or rebuild the engine"
+            f"--max-batch {requested} exceeds the engine's batch profile max {high}:"
+            f" use at most {high}, or rebuild the engine"
         )
     return requested or high
 
@@ -185,13 +186,15 @@ def _check_backend(artifact: Artifact, config: RepoConfig) -> None:
     if config.backend == Backend.tensorrt:
         if artifact.kind != ENGINE:
             raise RepositoryError(
-                f"--backend tensorrt needs an engine built by `inti-export trt`, not {artifact.path}: build one, or use onnxruntime"
+                f"--backend tensorrt needs an engine built by `inti-export trt`, not {artifact.path}:"
+                " build one, or use onnxruntime"
             )
         if artifact.plugins:
             names = ", ".join(f"{p.get('namespace', '')}::{p.get('name', '')}" for p in artifact.plugins)
             raise RepositoryError(
                 f"engine {artifact.path} needs plugin {names}, a Python-registered plugin with no library this"
-                " repository could carry for Triton's tensorrt backend: rebuild without --plugin, or use --backend python"
+                " repository could carry for Triton's tensorrt backend:"
+                " rebuild without --plugin, or use --backend python"
             )
     if config.kind == InstanceKind.cpu and artifact.kind == ENGINE:
         raise RepositoryError(f"engine {artifact.path} runs only on a GPU: pass --kind gpu")
@@ -368,7 +371,8 @@ def _write_shim(version: Path, cls: str) -> None:
         '"""Written by `inti-export triton-repo`: the model code is inti_export/serving/python_backend.py."""\n\n'
         "import os\n"
         "import sys\n\n"
-        f"sys.path[:0] = [p for p in os.environ.get({SYS_PATH_ENV!r}, '').split(os.pathsep) if p and p not in sys.path]\n\n"
+        f"_paths = os.environ.get({SYS_PATH_ENV!r}, '').split(os.pathsep)\n"
+        "sys.path[:0] = [p for p in _paths if p and p not in sys.path]\n\n"
         f"from inti_export.serving.python_backend import {cls} as TritonPythonModel  # noqa: E402, F401\n"
     )
 

@@ -16,13 +16,23 @@ def triton_repo(
     artifact: Annotated[Path, typer.Argument(help="model.onnx (inti-export onnx) or model.engine (inti-export trt).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The model repository folder (created if missing).")],
     name: Annotated[str | None, typer.Option("--name", help="Model name (default: the preset).")] = None,
-    backend: Annotated[Backend, typer.Option("--backend", help="Triton backend that serves the model.")] = Backend.python,
-    max_batch: Annotated[int | None, typer.Option("--max-batch", help="max_batch_size (default: engine profile max, 8 for ONNX).")] = None,
+    backend: Annotated[
+        Backend, typer.Option("--backend", help="Triton backend that serves the model.")
+    ] = Backend.python,
+    max_batch: Annotated[
+        int | None, typer.Option("--max-batch", help="max_batch_size (default: engine profile max, 8 for ONNX).")
+    ] = None,
     instances: Annotated[int, typer.Option("--instances", help="Model instances.")] = 1,
     kind: Annotated[InstanceKind, typer.Option("--kind", help="Instance kind.")] = InstanceKind.cpu,
-    video: Annotated[bool, typer.Option("--video", help="Also a <name>_video pre-processing model and a <name>_ensemble.")] = False,
-    labels: Annotated[Path | None, typer.Option("--labels", help="Class labels, one per line, for a class head.")] = None,
-    dynamic_batching: Annotated[bool, typer.Option("--dynamic-batching/--no-dynamic-batching", help="Triton's dynamic batcher.")] = True,
+    video: Annotated[
+        bool, typer.Option("--video", help="Also a <name>_video pre-processing model and a <name>_ensemble.")
+    ] = False,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Class labels, one per line, for a class head.")
+    ] = None,
+    dynamic_batching: Annotated[
+        bool, typer.Option("--dynamic-batching/--no-dynamic-batching", help="Triton's dynamic batcher.")
+    ] = True,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="Dynamic batcher's max queue delay.")] = 2000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -31,8 +41,15 @@ def triton_repo(
 
     with cli_errors():
         config = RepoConfig(
-            name=name, backend=backend, max_batch=max_batch, instances=instances, kind=kind, video=video,
-            labels=labels, dynamic_batching=dynamic_batching, queue_delay_us=queue_delay_us,
+            name=name,
+            backend=backend,
+            max_batch=max_batch,
+            instances=instances,
+            kind=kind,
+            video=video,
+            labels=labels,
+            dynamic_batching=dynamic_batching,
+            queue_delay_us=queue_delay_us,
         )
         report = write_triton_repo(artifact, output, config)
     if as_json:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from serving_helpers import server_processes, tiny_onnx_path
 
 
