@@ -35,7 +35,7 @@ def perf_analyzer(model: str, url: str, concurrency: int, out_csv: Path, request
     cmd = [
         exe, "-m", model, "-u", url, "-i", "http", "--concurrency-range", f"{concurrency}:{concurrency}",
         "--measurement-mode", "count_windows", "--measurement-request-count", str(requests),
-        "--stability-percentage", "50", "--max-trials", "4", "-f", str(out_csv),
+        "--stability-percentage", "50", "--max-trials", "3", "-f", str(out_csv),
     ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if run.returncode != 0 or not out_csv.is_file():
@@ -50,7 +50,7 @@ def perf_analyzer(model: str, url: str, concurrency: int, out_csv: Path, request
     }
 
 
-def in_process_best(onnx: Path, threads: int, batches=(1, 2, 4), iters: int = 3) -> dict:
+def in_process_best(onnx: Path, threads: int, batches=(1, 2, 4), iters: int = 2) -> dict:
     """The OrtRunner's throughput per batch (median of `iters` after one warmup); the best of them."""
     from inti_export.runtime.ort_runner import OrtRunner
 
@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--concurrency", default="1,2,4")
     ap.add_argument("--max-batch", type=int, default=4)
-    ap.add_argument("--requests", type=int, default=6, help="perf_analyzer requests per measurement window")
+    ap.add_argument("--requests", type=int, default=3, help="perf_analyzer requests per measurement window")
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args()
