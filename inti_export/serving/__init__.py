@@ -1,0 +1,27 @@
+"""Triton Inference Server: repository writer (config.pbtxt from artifacts), server launcher, client.
+
+artifact -> `write_triton_repo(artifact, repo, RepoConfig)` -> repository -> `TritonServer(repo)`
+-> `infer_videos(...)`. Heavy dependencies (tritonclient, the tritonserver binary) load on use.
+"""
+
+from inti_export.serving.artifact import Artifact, RepositoryError, read_artifact
+from inti_export.serving.repository import (
+    Backend,
+    InstanceKind,
+    RepoConfig,
+    RepoReport,
+    check_repository,
+    write_triton_repo,
+)
+
+__all__ = [
+    "Artifact",
+    "Backend",
+    "InstanceKind",
+    "RepoConfig",
+    "RepoReport",
+    "RepositoryError",
+    "check_repository",
+    "read_artifact",
+    "write_triton_repo",
+]

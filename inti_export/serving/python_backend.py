@@ -1,0 +1,132 @@
+"""The Python-backend models a repository's `model.py` re-exports (runs inside Triton's stub process).
+
+`EmbeddingModel` runs this project's own runner (OrtRunner, or TrtRunner for an engine) on the
+batch Triton's dynamic batcher assembled; `VideoModel` turns encoded video bytes into the clip the
+model expects with calibration/clips.py, the same frames and normalisation as parity. Each request
+that fails gets its own error response naming the problem; the others in the batch still succeed.
+`triton_python_backend_utils` exists only inside the stub, so it is imported there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from inti_export import vocab
+from inti_export.errors import IntiExportError, one_line
+from inti_export.serving.repository import VIDEO_BYTES
+
+
+def _pb():
+    import triton_python_backend_utils as pb_utils
+
+    return pb_utils
+
+
+def _parameters(args) -> tuple[dict, dict[str, str]]:
+    config = json.loads(args["model_config"])
+    params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+    return config, params
+
+
+class EmbeddingModel:
+    """A video tensor (B, T, 3, H, W) float32 in, the artifact's outputs out."""
+
+    def initialize(self, args) -> None:
+        config, params = _parameters(args)
+        folder = Path(args["model_repository"]) / args["model_version"]
+        artifact = folder / params["artifact"]
+        if params["runner"] == "trt":
+            from inti_export.runtime.trt import TrtRunner
+
+            self.runner = TrtRunner(artifact)
+        else:
+            from inti_export.runtime.ort_runner import OrtRunner
+
+            instances = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
+            threads = int(params.get("threads", "0")) or max(1, (os.cpu_count() or 1) // instances)
+            self.runner = OrtRunner(artifact, device=params.get("device", "cpu"), threads=threads)
+        self.runner.activate()
+        self.outputs = [o["name"] for o in config["output"]]
+
+    def execute(self, requests):
+        pb = _pb()
+        clips = [pb.get_input_tensor_by_name(r, vocab.INPUT_NAME).as_numpy() for r in requests]  # each (b, T, 3, H, W)
+        sizes = [len(c) for c in clips]
+        try:
+            out = self.runner.infer({vocab.INPUT_NAME: np.ascontiguousarray(np.concatenate(clips))})
+        except IntiExportError as e:
+            return [pb.InferenceResponse(error=pb.TritonError(one_line(e))) for _ in requests]
+        responses, start = [], 0
+        for size in sizes:
+            tensors = [pb.Tensor(name, np.ascontiguousarray(out[name][start : start + size])) for name in self.outputs]
+            responses.append(pb.InferenceResponse(output_tensors=tensors))
+            start += size
+        return responses
+
+    def finalize(self) -> None:
+        self.runner.deactivate()
+
+
+def decode_video_bytes(data: bytes, pre) -> np.ndarray:
+    """One clip (T, 3, H, W) float32 from an encoded video's bytes, by the shared clip code (`load_clip`)."""
+    from inti_export.calibration.clips import load_clip
+    from inti_export.errors import VideoError
+
+    if not data:
+        raise VideoError("video bytes are empty: send the encoded file's contents")
+    fd, name = tempfile.mkstemp(suffix=".video")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
+            return load_clip(name, pre)
+        except VideoError as e:  # name the request's bytes, not our temporary file
+            raise VideoError(str(e).replace(f"'{name}'", "").replace(name, f"({len(data)} bytes)")) from e
+    finally:
+        os.unlink(name)
+
+
+class VideoModel:
+    """Encoded video bytes (b, 1) TYPE_STRING in, clips (b, T, 3, H, W) float32 out."""
+
+    def initialize(self, args) -> None:
+        from inti_export.calibration.clips import Preprocess
+
+        _, params = _parameters(args)
+        self.pre = Preprocess(**json.loads(params["preprocess"]))
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Decode the smallest shipped video once, so the first request does not pay for imports."""
+        from inti_export.calibration.clips import find_videos, shipped_videos_dir
+        from inti_export.errors import VideoError
+
+        try:
+            videos = sorted(find_videos(shipped_videos_dir()), key=lambda p: p.stat().st_size)
+        except VideoError:
+            self.pre.transform()  # no sample videos: at least import open_clip and torch now
+            return
+        for path in videos:
+            try:
+                decode_video_bytes(path.read_bytes(), self.pre)
+                return
+            except VideoError:
+                continue
+
+    def execute(self, requests):
+        pb = _pb()
+        responses = []
+        for request in requests:
+            rows = pb.get_input_tensor_by_name(request, VIDEO_BYTES).as_numpy().reshape(-1)  # (b,) bytes
+            try:
+                clips = np.stack([decode_video_bytes(bytes(row), self.pre) for row in rows])  # (b, T, 3, H, W)
+            except IntiExportError as e:
+                responses.append(pb.InferenceResponse(error=pb.TritonError(f"video: {one_line(e)}")))
+                continue
+            responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(vocab.INPUT_NAME, clips)]))
+        return responses

@@ -1,0 +1,36 @@
+"""Fixtures for the serving tests: test-tiny's repository, and one real tritonserver for the session.
+
+The server tests need the tritonserver of the nvidia-pytriton wheel, tritonclient, and a stub-ready
+interpreter (shared libpython, NumPy 1 for the stub): `.ci/run` sets them up (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from serving_helpers import server_processes, tiny_onnx_path
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory, tiny_onnx) -> Path:
+    """`triton-repo --backend python --video` for test-tiny."""
+    from inti_export.serving import RepoConfig, write_triton_repo
+
+    repo = tmp_path_factory.mktemp("triton") / "repo"
+    write_triton_repo(tiny_onnx_path(tiny_onnx), repo, RepoConfig(video=True))
+    return repo
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_repo):
+    """One tritonserver on free ports over `tiny_repo`; stopped (whole process group) after the session."""
+    from inti_export.serving.server import TritonServer
+
+    server = TritonServer(tiny_repo, ready_timeout=240)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        assert server_processes(str(tiny_repo)) == []
