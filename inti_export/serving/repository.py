@@ -61,6 +61,7 @@ class RepoConfig:
     dynamic_batching: bool = True
     queue_delay_us: int = 2000
     warmup: bool = True
+    preferred_batch_sizes: tuple[int, ...] = ()  # dynamic batcher's preferred sizes; () -> max/2 and max
 
     def __post_init__(self) -> None:
         self.backend = _enum(Backend, self.backend, "backend")
@@ -240,7 +241,8 @@ def _common(pb, cfg, name: str, max_batch: int, config: RepoConfig, batching: bo
     group.kind = pb.ModelInstanceGroup.KIND_GPU if config.kind == InstanceKind.gpu else pb.ModelInstanceGroup.KIND_CPU
     group.count = config.instances
     if batching and config.dynamic_batching and max_batch > 1:
-        sizes = sorted({s for s in (max_batch // 2, max_batch) if s >= 1})
+        wanted = config.preferred_batch_sizes or (max_batch // 2, max_batch)
+        sizes = sorted({s for s in wanted if 1 <= s <= max_batch})
         cfg.dynamic_batching.preferred_batch_size.extend(sizes)
         cfg.dynamic_batching.max_queue_delay_microseconds = config.queue_delay_us
 

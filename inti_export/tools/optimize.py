@@ -883,15 +883,13 @@ def _triton_repo(run: _Run, report: OptimizeReport, notes: list[str]) -> str | N
                      " restrict --runners to ort or trt to serve the choice with Triton")
         return None
     passing = sorted(r.batch for r in _usable_rows(c, run.opts.max_latency_ms))
-    backend = "tensorrt" if c.runner == "trt" else "onnxruntime"
-    fields = {f.name for f in dataclasses.fields(RepoConfig)}
-    kw: dict[str, Any] = {"max_batch": max(passing), "backend": backend,
-                          "kind": "gpu" if c.runner in ("trt", "ort-cuda") else "cpu"}
-    if "preferred_batch_sizes" in fields:
-        kw["preferred_batch_sizes"] = passing
-    else:
-        notes.append(f"preferred batch sizes {passing} not written: RepoConfig has no preferred_batch_sizes")
-    rep = write_triton_repo(run.cache.path(c.artifact), run.opts.triton_repo, RepoConfig(**kw))
+    top = max(passing)
+    preferred = tuple(sorted({b for b in (report.choice.batch, top) if b > 1})) or (1,)
+    config = RepoConfig(backend="tensorrt" if c.runner == "trt" else "onnxruntime", max_batch=top,
+                        kind="gpu" if c.runner in ("trt", "ort-cuda") else "cpu", preferred_batch_sizes=preferred)
+    rep = write_triton_repo(run.cache.path(c.artifact), run.opts.triton_repo, config)
+    notes.append(f"Triton repository {rep.repository}: max_batch_size {top} (largest batch within the budget),"
+                 f" preferred batch sizes {list(preferred)} (the choice's batch and the largest)")
     return rep.repository
 
 

@@ -226,3 +226,17 @@ def test_bad_options_are_one_line_before_any_work(tmp_path, args, message):
     res = CliRunner().invoke(app, ["optimize", "-o", str(tmp_path / "out"), *args])
     assert res.exit_code == 1 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_triton_repo_of_the_choice(base, tmp_path, tiny_onnx):
+    pytest.importorskip("inti_export.serving", reason="the Triton repository writer is not in this install")
+    out, repo = _copy(base, tmp_path), tmp_path / "repo"
+    report, events = _rerun(out, tiny_onnx, runners=("ort",), triton_repo=repo)
+    assert not events.units("made") and report.choice.runner == "ort"
+    (config,) = repo.glob("*/config.pbtxt")
+    text = config.read_text()
+    assert "max_batch_size: 2" in text and "preferred_batch_size: 2" in text and "onnxruntime" in text
+    assert report.outputs["triton_repo"] == str(repo)
+    chosen = next(c for c in report.candidates if c.id == report.choice.candidate)
+    (model,) = (repo / config.parent.name / "1").glob("model.onnx")
+    assert sha256_file(model) == chosen.artifact_sha256
