@@ -102,7 +102,14 @@ def optimize(
                 else:
                     progress.update(task, description=f"{name}: {what}")
 
-            report = run_optimize(output, opts, on_event=on_event)
+            try:
+                report = run_optimize(output, opts, on_event=on_event)
+            except KeyboardInterrupt as e:  # finished units stay: say so, rather than "nothing was written"
+                from inti_export.errors import Interrupted
+
+                typer.echo(f"interrupted: finished candidates are kept in {output}; run the same command to resume",
+                           err=True)
+                raise typer.Exit(e.exit_code if isinstance(e, Interrupted) else 130) from None
     print_report(report, out)
 
 
