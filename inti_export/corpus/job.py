@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inti_export.calibration.clips import Preprocess
 from inti_export.corpus.model import ModelSource
-from inti_export.corpus.output import ErrorLog, check_manifest, done_videos
+from inti_export.corpus.output import ErrorLog, check_manifest, done_videos, recover_commits
 from inti_export.corpus.sampling import Sampling
 from inti_export.errors import IntiExportError
 
@@ -65,6 +66,7 @@ def prepare(job: EmbedJob) -> Prepared:
     pre = job.model.preprocess()
     sha = job.model.sha256()
     job.output.mkdir(exist_ok=True)
+    recover_commits(job.output)
     check_manifest(job.output, {"sampling": job.sampling.to_dict(), "preprocess": asdict(pre)})
     done = done_videos(job.output, sha)
     pending = [v for v in job.videos if str(v) not in done]
@@ -104,3 +106,16 @@ class EmbedReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def make_report(
+    job: EmbedJob, prep: Prepared, engine: str, parts: list[str], errors_now: dict[str, str], counts: dict, start: float
+) -> EmbedReport:
+    """The report of a run that started at `start` (perf_counter)."""
+    seconds = time.perf_counter() - start
+    return EmbedReport(
+        output=str(job.output), engine=engine, runner=job.model.kind, artifact_sha256=prep.sha256,
+        videos=len(job.videos), skipped=prep.skipped, embedded=counts["embedded"], failed=len(errors_now),
+        clips=counts["clips"], parts=parts, seconds=seconds,
+        clips_per_s=counts["clips"] / seconds if seconds > 0 else 0.0, errors=errors_now,
+    )

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from inti_export.calibration.clips import Preprocess
-from inti_export.corpus.job import EmbedJob, EmbedProgress, EmbedReport, prepare
+from inti_export.corpus.job import EmbedJob, EmbedProgress, EmbedReport, make_report, prepare
 from inti_export.corpus.output import make_table, new_run_id, write_part
 from inti_export.corpus.sampling import Sampling
 from inti_export.errors import IntiExportError, VideoError, one_line
@@ -225,7 +225,7 @@ def embed_local(
             finish_if_complete(vid)
 
     if not pending:
-        return _report(job, prep, "local", parts, errors_now, counts, start)
+        return make_report(job, prep, "local", parts, errors_now, counts, start)
     runner = job.model.make_runner()
     pool = None
     try:
@@ -282,14 +282,5 @@ def embed_local(
             pool.close()
         prep.errors.save()
     progress(force=True)
-    return _report(job, prep, "local", parts, errors_now, counts, start)
+    return make_report(job, prep, "local", parts, errors_now, counts, start)
 
-
-def _report(job, prep, engine, parts, errors_now, counts, start) -> EmbedReport:
-    seconds = time.perf_counter() - start
-    return EmbedReport(
-        output=str(job.output), engine=engine, runner=job.model.kind, artifact_sha256=prep.sha256,
-        videos=len(job.videos), skipped=prep.skipped, embedded=counts["embedded"], failed=len(errors_now),
-        clips=counts["clips"], parts=parts, seconds=seconds,
-        clips_per_s=counts["clips"] / seconds if seconds > 0 else 0.0, errors=errors_now,
-    )

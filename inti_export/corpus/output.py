@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 ERRORS_FILE = "errors.jsonl"
 MANIFEST_FILE = "embed.json"
+JOURNAL_GLOB = ".commit-*.json"
 PART_GLOB = "part-*.parquet"
 EMBED_FORMAT = 1
 COLUMNS = ("video", "clip", "start_s", "end_s", "embedding", "artifact_sha256")
@@ -139,3 +141,41 @@ def check_manifest(out_dir: Path, settings: dict[str, Any]) -> None:
             )
         return
     write_json(path, want)
+
+
+def commit_parts(out_dir: Path, run_id: str, staged: list[Path]) -> list[Path]:
+    """Move finished parts from a staging folder into `out_dir`, all or none.
+
+    A journal listing them is written first and removed last; `recover_commits` completes a commit
+    that a kill interrupted, so no video is left with only some of its rows.
+    """
+    journal = out_dir / f".commit-{run_id}.json"
+    write_json(journal, [str(p) for p in staged])
+    done = _apply(out_dir, staged)
+    journal.unlink()
+    return done
+
+
+def _apply(out_dir: Path, staged: list[Path]) -> list[Path]:
+    done = []
+    for p in staged:
+        target = out_dir / p.name
+        if p.exists():
+            os.replace(p, target)
+        done.append(target)
+    return done
+
+
+def recover_commits(out_dir: Path) -> None:
+    """Finish every commit a killed run left half done (see `commit_parts`)."""
+    for journal in sorted(out_dir.glob(JOURNAL_GLOB)):
+        try:
+            staged = [Path(p) for p in json.loads(journal.read_text())]
+        except (OSError, json.JSONDecodeError) as e:
+            raise IntiExportError(f"cannot read the commit journal {journal} ({e}); move it away and re-run") from e
+        missing = [p for p in staged if not p.exists() and not (out_dir / p.name).exists()]
+        if missing:
+            raise IntiExportError(f"commit journal {journal} lists {missing[0]}, which is gone; move the journal away")
+        _apply(out_dir, staged)
+        logger.warning("completed an interrupted commit of %d parts into %s", len(staged), out_dir)
+        journal.unlink()
