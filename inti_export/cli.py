@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "inti_export.tools.cli_parity",  # parity
     "inti_export.tools.cli_bench",  # bench
     "inti_export.tools.cli_pipeline",  # pipeline
+    "inti_export.tools.cli_embed",  # embed
 )
 
 

@@ -197,7 +197,7 @@ def embed_local(
         errors_now[path] = reason
         prep.errors.failed(path, reason)
         counts["finished"] += 1
-        logger.warning("skipping video %s: %s", path, reason)
+        logger.info("skipping video %s: %s", path, reason)
 
     def finish_if_complete(vid: int) -> None:
         video = videos.get(vid)

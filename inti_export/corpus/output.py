@@ -129,16 +129,16 @@ class ErrorLog:
 def check_manifest(out_dir: Path, settings: dict[str, Any]) -> None:
     """Write `embed.json` (the sampling and preprocessing), or refuse a folder made with other settings."""
     path = out_dir / MANIFEST_FILE
-    want = {"format": EMBED_FORMAT, **settings}
+    want = json.loads(json.dumps({"format": EMBED_FORMAT, **settings}))  # tuples as lists, as read back
     if path.is_file():
         try:
             have = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise IntiExportError(f"{path} is not readable JSON ({e}); use another output folder") from e
         if have != want:
-            raise IntiExportError(
-                f"{out_dir} holds embeddings made with {have}, not {want}: use another output folder"
-            )
+            keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+            diff = "; ".join(f"{k}: {have.get(k)} there, {want.get(k)} now" for k in keys)
+            raise IntiExportError(f"{out_dir} holds embeddings made with other settings ({diff}): use another folder")
         return
     write_json(path, want)
 
