@@ -48,6 +48,7 @@ def _put(results, item) -> bool:
             return True
         except queue.Full:
             if not _parent_alive():
+                results.cancel_join_thread()  # nobody reads the pipe: exit without flushing into it
                 return False
 
 
@@ -65,6 +66,7 @@ def decode_worker(tasks, results, pre: Preprocess, sampling: Sampling, chunk: in
             task = tasks.get(timeout=_POLL_S)
         except queue.Empty:
             if not _parent_alive():
+                results.cancel_join_thread()
                 return
             continue
         if task is None:

@@ -136,3 +136,38 @@ def test_cli_exit_codes_and_resume(tmp_path, small_corpus, tiny_onnx):
     res = CliRunner().invoke(app, ["embed", str(corpus), "-o", str(tmp_path / "x"), "--preset", "test-tiny",
                                    "--runner", "ort"])
     assert res.exit_code == 1 and "needs an artifact" in res.output
+
+
+@pytest.mark.slow  # a fresh CLI process: imports and the fork server's start-up, about a minute on a busy box
+def test_a_killed_cli_run_resumes(tmp_path, small_corpus, tiny_onnx):
+    """SIGKILL the CLI once its first part exists; a re-run embeds only the rest, no row twice."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus, kinds = small_corpus
+    out = tmp_path / "out"
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
+    cmd = [sys.executable, "-c", "from inti_export.cli import app; app()", "embed", str(corpus), "--artifact",
+           str(tiny_onnx.onnx_path), "-o", str(out), "--stride", "1", "--batch", "2", "--part-rows", "1",
+           "--decode-workers", "1", "--threads", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("part-*.parquet")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    first = _rows(out)
+    good = sum(k == "ok" for k in kinds.values())
+    done = {v for v, _ in first}
+    assert 0 < len(done) < good, "the run finished before it could be killed"
+    model = ModelSource(artifact=Path(tiny_onnx.onnx_path), threads=1)
+    job = make_job([corpus], model, out, Sampling(stride=1), batch=2, decode_workers=1)
+    report = embed_local(job)
+    assert report.skipped == len(done) and report.embedded == good - len(done)
+    rows = _rows(out)  # raises on duplicates
+    assert {Path(v).name for v, _ in rows} == {f for f, k in kinds.items() if k == "ok"}
+    assert all(first[k][2].tobytes() == rows[k][2].tobytes() for k in first)
