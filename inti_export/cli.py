@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "inti_export.tools.cli_bench",  # bench
     "inti_export.tools.cli_pipeline",  # pipeline
     "inti_export.tools.cli_serve",  # triton-repo, serve, infer
+    "inti_export.tools.cli_embed",  # embed
 )
 
 
