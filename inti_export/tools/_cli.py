@@ -65,7 +65,7 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(1) from e
     except KeyboardInterrupt as e:
         code = e.exit_code if isinstance(e, Interrupted) else 130
-        typer.echo("interrupted: nothing was written", err=True)
+        typer.echo("interrupted", err=True)
         raise typer.Exit(code) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
