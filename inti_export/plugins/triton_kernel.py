@@ -322,7 +322,7 @@ def compile_aot(
         "Y": f"*{act}",
     }
     constexprs = config.constexprs(act_dtype)
-    signature.update({name: "constexpr" for name in constexprs})
+    signature.update(dict.fromkeys(constexprs, "constexpr"))
     if interpreter_enabled():
         raise RuntimeUnavailableError("compile_aot: triton was imported with TRITON_INTERPRET=1; unset it to compile")
     src = ASTSource(fn=_token_interpolate_kernel, signature=signature, constexprs=constexprs)

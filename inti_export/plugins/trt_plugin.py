@@ -20,7 +20,9 @@ Nothing here imports tensorrt, triton or torch at module level.
 """
 
 # No `from __future__ import annotations`: tensorrt.plugin inspects the annotations of the decorated
-# functions as classes (TensorDesc, Tuple[TensorDesc], ...), so they must be evaluated objects.
+# functions as classes (TensorDesc, Tuple[TensorDesc], ...), so they must be evaluated objects, and
+# they keep the `typing` spellings of NVIDIA's samples, which its validation was written against.
+# ruff: noqa: UP006, UP007, UP035
 
 import functools
 import hashlib
@@ -216,7 +218,7 @@ def _define_plugin(trt: Any, trtp: Any) -> None:
             return torch.as_tensor(shim, device="cuda").view(torch.bfloat16)
         return torch.as_tensor(t, device="cuda")
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def compiled(act: "torch.dtype", weight: "torch.dtype", device: int) -> "tk.CompiledKernel":
         return tk.compile_aot(act, weight, ptx_version=tk.driver_ptx_version())
 

@@ -8,9 +8,9 @@ import torch
 
 pytest.importorskip("triton")
 
-from inti_export.errors import InputShapeError, RuntimeUnavailableError  # noqa: E402
-from inti_export.plugins import triton_kernel as tk  # noqa: E402
-from inti_export.plugins.reference import token_interpolate_reference  # noqa: E402
+from inti_export.errors import InputShapeError, RuntimeUnavailableError
+from inti_export.plugins import triton_kernel as tk
+from inti_export.plugins.reference import token_interpolate_reference
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # (leading dims, D, D'): batch 1 and 7, odd and even token counts, D and 4D' multiples of the

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from inti_export.errors import RuntimeUnavailableError
 from inti_export.plugins import trt_plugin as tp

@@ -1,7 +1,7 @@
 """Real TensorRT builds from the test ONNX (TensorRT-RTX builds without a GPU; full TensorRT needs one).
 
 No mocks: without a TensorRT module these tests are skipped with that reason. Tests that run an
-engine are marked `gpu` and skipped where torch sees no CUDA device.
+engine are marked `gpu` and skipped where torch sees no CUDA device (or none TensorRT-RTX runs on).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from inti_export.runtime.trt import (
     TrtRunner,
     build_engine,
     check_engine,
-    convert_and_build,
     inspect_engine,
     load_trt_module,
     runtime_name,
 )
+from inti_export.tools.engine import convert_and_build
 
 
 def _pick_runtime() -> tuple[str | None, str]:
@@ -97,14 +97,9 @@ def test_fp32_engine_and_manifest(engines, test_onnx):
 
 
 @pytest.mark.slow
-def test_real_test_tiny_export_builds(request, tmp_path):
+def test_real_test_tiny_export_builds(tiny_onnx, tmp_path):
     """The exporter's test-tiny ONNX (two InTI steps) builds and both functions are inlined."""
-    try:
-        exported = request.getfixturevalue("tiny_onnx")
-    except pytest.FixtureLookupError:
-        pytest.skip("no tiny_onnx fixture (tests/conftest.py) yet")
-    onnx_path = getattr(exported, "onnx_path", exported)
-    m = build_engine(onnx_path, tmp_path / "test-tiny.engine", BuildConfig(runtime=RUNTIME, batch=BATCH))
+    m = build_engine(tiny_onnx.onnx_path, tmp_path / "test-tiny.engine", BuildConfig(runtime=RUNTIME, batch=BATCH))
     summary = m.network_summary
     assert m.onnx_metadata["inti.preset"] == "test-tiny" and m.precision == "fp32"
     assert summary["plugin_layers"] == [] and len(summary["onnx_function_nodes"]) == 2
@@ -186,13 +181,11 @@ def test_corrupt_onnx_leaves_nothing(tmp_path):
         build_engine(tmp_path / "missing.onnx", engine, BuildConfig(runtime=RUNTIME))
 
 
-def test_parser_errors_one_per_line(tmp_path):
+def test_parser_errors_one_per_line(tmp_path, test_model_factory):
     import onnx
     from onnx import helper
 
-    from conftest import make_test_model
-
-    model = make_test_model("fp32")
+    model = test_model_factory("fp32")
     for node in model.graph.node:
         if node.name == "pool":  # an op no importer or plugin knows
             node.op_type, node.domain = "Mystery", "example"
@@ -216,13 +209,11 @@ def test_foreign_onnx(foreign_onnx, tmp_path):
     assert m.build["foreign_onnx"] is True and m.precision == "fp32" and m.onnx_metadata == {}
 
 
-def test_precision_metadata_checked(tmp_path):
+def test_precision_metadata_checked(tmp_path, test_model_factory):
     import onnx
     from onnx import helper
 
-    from conftest import make_test_model
-
-    model = make_test_model("fp32")
+    model = test_model_factory("fp32")
     helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, "inti.precision": "fp12"})
     onnx.save(model, tmp_path / "fp12.onnx")
     with pytest.raises(EngineError, match="fp12"):
@@ -290,10 +281,15 @@ def test_inspect_engine(engines):
     info = inspect_engine(path)
     assert info["precision"] == "fp16" and info["engine_sha256"] == manifest.engine_sha256
     assert info["network_layers"] == manifest.network_layers
-    if _cuda():
-        assert info["engine_layers"] is not None or "engine_layers_note" in info
-    else:
+    if not _cuda():
         assert info["engine_layers"] is None and "no CUDA GPU" in info["engine_layers_note"]
+        return
+    try:  # on a GPU: the inspector's layers where the engine loads, else exactly the reason it does not
+        check_engine(path)
+    except EngineError as e:
+        assert info["engine_layers"] is None and info["engine_layers_note"] == str(e)
+    else:
+        assert isinstance(info["engine_layers"], dict) and info["engine_layers"]["Layers"], info["engine_layers"]
 
 
 def test_runner_without_gpu(engines):

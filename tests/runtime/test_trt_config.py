@@ -1,4 +1,4 @@
-"""Build options and manifest handling that need no TensorRT module."""
+"""Build options, manifests, engine-artifact checks and runner conversions that need no TensorRT and no GPU."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ import types
 import pytest
 
 from inti_export.errors import EngineError, RuntimeUnavailableError
-from inti_export.runtime import trt as trt_mod
 from inti_export.runtime.manifest import EngineManifest, load_manifest, manifest_path
-from inti_export.runtime.trt import BuildConfig, load_trt_module, parse_batch_profile
+from inti_export.runtime.trt import (
+    BuildConfig,
+    load_trt_module,
+    parse_batch_profile,
+)
+from inti_export.runtime.trt import check as trt_check
+from inti_export.runtime.trt import config as trt_config
+from inti_export.runtime.trt import network as trt_network
+from inti_export.runtime.trt import plugins as trt_plugins
 
 
 @pytest.mark.parametrize(
@@ -64,17 +71,17 @@ def test_missing_runtime_names_the_extra(monkeypatch):
 def test_plugin_refused_on_rtx_and_guarded():
     rtx = types.SimpleNamespace(__name__="tensorrt_rtx", __version__="1.7")
     with pytest.raises(EngineError, match="TensorRT-RTX does not support user plugins; build with --no-plugin"):
-        trt_mod._register_plugins(rtx)
+        trt_plugins.register_plugins(rtx)
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("full TensorRT is installed: the plugin registers for real (tested with a GPU)")
     full = types.SimpleNamespace(__name__="tensorrt", __version__="10.13")
     # Without the plugin module: EngineError; with it but without tensorrt: RuntimeUnavailableError.
     with pytest.raises((EngineError, RuntimeUnavailableError), match="plugin"):
-        trt_mod._register_plugins(full)
+        trt_plugins.register_plugins(full)
 
 
 def test_layer_metadata_parsing():
-    parse = trt_mod._parse_layer_metadata
+    parse = trt_network.parse_layer_metadata
     assert parse("[ONNX Layer: node_of_w1t | inti_step_0 (TokenInterpolate)]") == (
         "node_of_w1t",
         [{"node": "inti_step_0", "function": "TokenInterpolate"}],
@@ -114,9 +121,13 @@ def test_manifest_round_trip_and_errors(tmp_path):
 
 
 def test_gpu_target_rules():
-    default = _manifest(compute_capabilities=list(trt_mod.RTX_DEFAULT_COMPUTE_CAPABILITIES),
+    default = _manifest(compute_capabilities=list(trt_config.RTX_DEFAULT_COMPUTE_CAPABILITIES),
                         compute_capabilities_source="default")
-    assert trt_mod._gpu_targeted("SM86", default) and trt_mod._gpu_targeted("SM90", default)
-    assert not trt_mod._gpu_targeted("SM75", default)
-    assert trt_mod._gpu_targeted("SM86", _manifest())
-    assert not trt_mod._gpu_targeted("SM89", _manifest())
+    targeted = trt_check.gpu_targeted
+    assert targeted("SM80", default) and targeted("SM86", default) and targeted("SM120", default)
+    assert targeted("SM121", default)  # "12.0 and later"
+    # Hopper and datacenter Blackwell are not in TensorRT-RTX's portable set (issue 18, item 8)
+    assert not targeted("SM90", default) and not targeted("SM100", default)
+    assert not targeted("SM75", default)  # Turing only when asked for
+    assert targeted("SM86", _manifest())
+    assert not targeted("SM89", _manifest())
