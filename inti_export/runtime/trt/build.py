@@ -8,9 +8,10 @@ from its model-local ONNX function unless `plugin=True` (full TensorRT only).
 
 The build runs in a worker thread with a progress monitor installed, because TensorRT's Python
 wrappers swallow whatever a logger or monitor callback raises, KeyboardInterrupt included: the only
-way to stop a build is `step_complete` returning False. The calling thread waits in short joins, so
-SIGINT (or the CLI's SIGTERM, both `KeyboardInterrupt`) lands there; it then sets the cancel event,
-waits for the builder to give up, writes nothing and re-raises. Another thread can cancel through
+way to stop a build is `step_complete` returning False. The builder thread starts with SIGINT and
+SIGTERM blocked, so both reach the calling thread, which waits in short waits; there the signal
+(a `KeyboardInterrupt`; the CLI raises `errors.Interrupted` for SIGTERM) sets the cancel event; the
+calling thread waits for the builder to give up, writes nothing and re-raises. Another thread can cancel through
 the same `cancel` event (EngineError). A TensorRT without IProgressMonitor (before 10.0) cannot be
 cancelled: the build runs to its end, and then nothing is written either.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -51,6 +53,7 @@ from inti_export.vocab import META_PRECISION, META_VERSION, OP_DOMAIN, OP_TYPE, 
 log = logging.getLogger(__name__)
 PRECISIONS = values(Precision)
 _JOIN_S = 0.1  # how often the waiting thread wakes up to take a signal
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 # -- ONNX -------------------------------------------------------------------------------------------
@@ -192,19 +195,28 @@ def _build_cancellable(trt, builder, network, bconfig, progress, cancel, engine_
     else:
         log.debug("%s has no IProgressMonitor: this build cannot be cancelled", runtime_label(trt))
     result: dict[str, Any] = {}
+    done = threading.Event()
 
     def work() -> None:
         try:
             result["serialized"] = builder.build_serialized_network(network, bconfig)
         except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, which raises it
             result["error"] = e
+        finally:
+            done.set()
 
     worker = threading.Thread(target=work, name=f"trt-build-{engine_path.name}", daemon=True)
-    worker.start()
     interrupt: BaseException | None = None
-    while worker.is_alive():
+    try:
+        _start_shielded(worker)
+    except KeyboardInterrupt as e:  # arrived as the (unshielded) start returned: the builder runs
+        interrupt = e
+        cancel.set()
+    # Wait on an Event, not Thread.join: a KeyboardInterrupt inside join can mark a running thread as
+    # stopped (CPython 3.11's _wait_for_tstate_lock), and the builder must have returned before we go on.
+    while not done.is_set():
         try:
-            worker.join(_JOIN_S)
+            done.wait(_JOIN_S)
         except KeyboardInterrupt as e:  # SIGINT, or the CLI's Interrupted for SIGTERM
             if interrupt is None:
                 log.info("interrupted: cancelling the build of %s", engine_path)
@@ -217,6 +229,23 @@ def _build_cancellable(trt, builder, network, bconfig, progress, cancel, engine_
     if cancel.is_set():
         raise EngineError(f"build of {engine_path} was cancelled: nothing was written")
     return result["serialized"]
+
+
+def _start_shielded(worker: threading.Thread) -> None:
+    """Start `worker` with SIGINT and SIGTERM blocked in it, and so in the threads TensorRT starts from it.
+
+    A new thread inherits its creator's signal mask: blocked there, the signals always go to the
+    waiting main thread (at once, not after TensorRT's next callback), and cannot interrupt
+    `Thread.start` half-way. Elsewhere (Windows, a thread other than the main one) a plain start.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        worker.start()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        worker.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _progress_monitor(trt, progress: BuildProgress | None, cancel: threading.Event):

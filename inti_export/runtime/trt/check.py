@@ -82,7 +82,9 @@ def check_engine_and_load(engine_path, trt_module=None, device: int = 0):
     trt = trt_module if trt_module is not None else load_trt_module(manifest.runtime)
     here = runtime_label(trt)
     if runtime_name(trt) != manifest.runtime:
-        raise EngineError(f"engine {engine_path} was built with {manifest.runtime}, not {runtime_name(trt)}: rebuild it")
+        raise EngineError(
+            f"engine {engine_path} was built with {manifest.runtime}, not {runtime_name(trt)}: rebuild it"
+        )
     if trt.__version__ != manifest.runtime_version:
         raise EngineError(
             f"engine {engine_path} was built with {manifest.runtime} {manifest.runtime_version}, but {here}"
@@ -93,10 +95,11 @@ def check_engine_and_load(engine_path, trt_module=None, device: int = 0):
         now = {(p["name"], p["namespace"], p["version"]): p["sha256"] for p in register_plugins(trt)[0]}
         for p in needed:
             key = (p["name"], p["namespace"], p["version"])
+            name = f"{p['namespace']}::{p['name']}"
             if key not in now:
-                raise EngineError(f"engine {engine_path} needs plugin {'::'.join(key[1::-1])} v{key[2]}, not registered")
+                raise EngineError(f"engine {engine_path} needs plugin {name} v{key[2]}, not registered")
             if now[key] != p["sha256"]:
-                raise EngineError(f"plugin {p['namespace']}::{p['name']} changed since {engine_path} was built: rebuild it")
+                raise EngineError(f"plugin {name} changed since {engine_path} was built: rebuild it")
     gpu = gpu_compute_capability(device)
     if gpu is not None:
         check_gpu_supported(trt, gpu, device)
