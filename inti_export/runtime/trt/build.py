@@ -116,7 +116,7 @@ def build_engine(
     precision = onnx_precision(metadata, str(onnx_path))
     trt = load_trt_module(config.runtime)
     label = runtime_label(trt)
-    plugins, plugin_module = register_plugins(trt) if config.plugin else ([], None)
+    plugins, plugin_module = register_plugins(trt, aot=True) if config.plugin else ([], None)
     logger = trt_logger(trt, config.verbosity)
     log.info("building %s from %s with %s (%s)", engine_path, onnx_path, label, precision)
 
@@ -282,13 +282,14 @@ def _network_flags(trt) -> int:
     return 0 if flag is None else 1 << int(flag)
 
 
-def prepare_plugin_model(model, plugin_module) -> int:
+def prepare_plugin_model(model, plugin_module, aot: bool = True) -> int:
     """Mark the `inti.TokenInterpolate` nodes for the plugin and drop their model-local function.
 
-    `plugin_namespace` on the node selects our plugin; without the function, no parser (however it
-    orders plugins and functions) can inline it instead. Returns how many nodes were marked.
+    `plugin_namespace` on the node selects our plugin (`aot`: its compiled kernel, as the manifest
+    records); without the function, no parser (however it orders plugins and functions) can inline
+    it instead. Returns how many nodes were marked.
     """
-    marked = plugin_module.mark_plugin_nodes(model)
+    marked = plugin_module.mark_plugin_nodes(model, aot=aot)
     kept = [f for f in model.functions if not (f.domain == OP_DOMAIN and f.name == OP_TYPE)]
     del model.functions[:]
     model.functions.extend(kept)
