@@ -40,7 +40,8 @@ CASES = [
 def test_engine_in_precision(tmp_path, tiny_onnx, tiny_clips, precision, trt_dtype, function_kept):
     import numpy as np
 
-    from inti_export.runtime.trt import BuildConfig, check_engine, convert_and_build
+    from inti_export.runtime.trt import BuildConfig, check_engine
+    from inti_export.tools.engine import convert_and_build
 
     calib = tmp_path / "calib.npz"
     np.savez(calib, video=tiny_clips.clips)
