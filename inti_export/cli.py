@@ -12,7 +12,7 @@ import logging
 
 import typer
 
-from inti_export.tools._cli import OneLineErrors, install_signal_handlers
+from inti_export.tools._cli import OneLineErrors
 
 app = typer.Typer(
     name="inti-export",
@@ -45,7 +45,6 @@ def _main(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    install_signal_handlers()
 
 
 for _name in _COMMAND_MODULES:
