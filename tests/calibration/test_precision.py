@@ -157,6 +157,17 @@ def test_int8_end_to_end_from_videos(fp32, int8_ort, clips, fp32_out):
     assert min_cosine(run_ort(int8_ort, clips), fp32_out) >= INT8_COSINE_MIN
 
 
+def test_int8_parity_gate_scores_as_quantized(int8_ort, tiny_model, tiny_clips):
+    """The gate's INT8 verdict is the model as quantised, so it holds on CPUs without VNNI too."""
+    from inti_export.runtime.ort_runner import MODE_LABELS, OrtMode
+    from inti_export.tools.parity import run_parity
+
+    report = run_parity(tiny_model, tiny_clips.clips, tiny_clips.names, onnx_path=int8_ort, tolerance="int8")
+    assert report.notes == {"ort-cpu": MODE_LABELS[OrtMode.as_quantized]}
+    (c,) = report.comparisons
+    assert report.passed and c.cosine_min >= INT8_COSINE_MIN
+
+
 def test_int8_from_npz_keep_fp32_and_methods(tmp_path, fp32, npz, clips, fp32_out):
     out = tmp_path / "m.onnx"
     convert_precision(fp32, "int8", out, npz, method="percentile", keep_fp32=["Conv"])
