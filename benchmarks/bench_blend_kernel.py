@@ -63,7 +63,7 @@ def bench_one(batch: int, dtype: torch.dtype, d: int, d_ctx: int, warmup: int, i
 
     m, k = batch * 8 * 197, 4 * d_ctx
     g = torch.Generator(device="cuda").manual_seed(0)
-    dev = dict(device="cuda", dtype=dtype)
+    dev = {"device": "cuda", "dtype": dtype}
     h = torch.randn(m, k, generator=g, **dev)
     a = torch.randn(m, d, generator=g, **dev)
     b = torch.randn(m, d, generator=g, **dev)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from inti_export.runtime.trt import BuildConfig, build_engine, load_trt_module, parse_batch_profile
+from inti_export.vocab import OP_TYPE
 
 
 def bench(onnx_path: Path, config: BuildConfig, repeat: int, out_dir: Path, keep: bool) -> dict:
@@ -32,6 +33,7 @@ def bench(onnx_path: Path, config: BuildConfig, repeat: int, out_dir: Path, keep
         manifest = build_engine(onnx_path, engine, config)
         walls.append(time.perf_counter() - start)
         times.append(manifest.build_time_s)
+    inlined = manifest.network_summary.get("functions", {}).get(OP_TYPE, {})
     return {
         "onnx": str(onnx_path),
         "onnx_mib": round(onnx_path.stat().st_size / 2**20, 2),
@@ -45,7 +47,7 @@ def bench(onnx_path: Path, config: BuildConfig, repeat: int, out_dir: Path, keep
         "wall_s_median": round(statistics.median(walls), 3),  # + reading the ONNX, hashing, writing
         "repeat": repeat,
         "network_layers": manifest.network_summary.get("num_layers"),
-        "inlined_inti_steps": len(manifest.network_summary.get("functions", {}).get("TokenInterpolate", {}).get("calls", [])),
+        "inlined_inti_steps": len(inlined.get("calls", [])),
         "batch_profile": list(manifest.profile_batch),
         "compute_capabilities": manifest.compute_capabilities,
     }

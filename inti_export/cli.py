@@ -12,7 +12,7 @@ import logging
 
 import typer
 
-from inti_export.tools._cli import OneLineErrors, install_signal_handlers
+from inti_export.tools._cli import OneLineErrors
 
 app = typer.Typer(
     name="inti-export",
@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "inti_export.tools.cli_bench",  # bench
     "inti_export.tools.cli_pipeline",  # pipeline
     "inti_export.tools.cli_serve",  # triton-repo, serve, infer
+    "inti_export.tools.cli_embed",  # embed
     "inti_export.tools.cli_optimize",  # optimize
 )
 
@@ -45,7 +46,6 @@ def _main(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    install_signal_handlers()
 
 
 for _name in _COMMAND_MODULES:

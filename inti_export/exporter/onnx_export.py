@@ -20,7 +20,7 @@ from inti_export.exporter import functions, passes
 from inti_export.fileio import atomic_output, check_output_path, sha256_file, write_json
 from inti_export.models import compute_mode
 from inti_export.models.video_vit import InTIVideoModel
-from inti_export.plugins import op as _inti_op  # noqa: F401  registers torch.ops.inti.token_interpolate
+from inti_export.plugins import torch_op as _inti_op  # noqa: F401  registers torch.ops.inti.token_interpolate
 from inti_export.vocab import INPUT_NAME, package_versions, read_metadata  # noqa: F401  re-exported
 
 logger = logging.getLogger(__name__)

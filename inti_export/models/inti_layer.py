@@ -105,7 +105,7 @@ class InTILayer(nn.Module):
         """Steps 5-6: weight head, softmax over the pair, weighted blend."""
         weights = (self.head_fc1.weight, self.head_fc1.bias, self.head_fc2.weight, self.head_fc2.bias)
         if compute_mode.current().blend_op:
-            from inti_export.plugins import op  # registers torch.ops.inti.token_interpolate
+            from inti_export.plugins import torch_op as op  # registers torch.ops.inti.token_interpolate
 
             return op.token_interpolate(h, a, b, *weights)
         return token_interpolate_reference(h, a, b, *weights)

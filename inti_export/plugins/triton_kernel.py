@@ -266,14 +266,21 @@ def token_interpolate_triton(h, a, b, w1, b1, w2, b2, *, out=None, config: Kerne
 
 # ---- ahead-of-time compilation (for the TensorRT AOT plugin) --------------------------------------
 
-# The configuration baked into TensorRT engines: one per dtype, chosen to stay under the 48 KiB of
-# static shared memory a plain launch may use (TensorRT launches with the shared size we report).
+# The configuration baked into TensorRT engines: one per activation dtype, chosen to stay under the
+# 48 KiB of static shared memory a plain launch may use (TensorRT launches with the shared size we
+# report). Where a target needs more for a dtype pair (fp16/bf16 activations with fp32 weights take
+# 57,360 bytes at 3 stages on sm_100/103/110, exactly 49,152 on sm_90), `compile_aot` pipelines fewer
+# stages until the kernel fits.
 AOT_CONFIGS = {
     torch.float32: KernelConfig(32, 64, 32, num_warps=4, num_stages=3),
     torch.float16: KernelConfig(64, 64, 64, num_warps=4, num_stages=3),
     torch.bfloat16: KernelConfig(64, 64, 64, num_warps=4, num_stages=3),
 }
 MAX_STATIC_SHARED_BYTES = 48 * 1024
+# Arguments that `aligned=True` declares divisible by 16: the eight pointers (16-byte aligned: TensorRT
+# allocates tensors at 256-byte boundaries) and the widths D and K (multiples of 16 elements, so every
+# row of h, a, b, y and w1 starts 16-byte aligned too). M stays unhinted: it is the dynamic batch.
+_ALIGNED_ARGS = ("H", "A", "B", "W1", "B1", "W2", "B2", "D", "K", "Y")
 
 
 @dataclass(frozen=True)
@@ -286,6 +293,8 @@ class CompiledKernel:
     shared_mem: int
     block_m: int
     target: str
+    num_stages: int = 0
+    aligned: bool = False
 
 
 def compile_aot(
@@ -295,17 +304,20 @@ def compile_aot(
     target=None,
     config: KernelConfig | None = None,
     ptx_version: int | None = None,
+    aligned: bool = False,
 ) -> CompiledKernel:
     """Compile the kernel to PTX for one dtype combination, without launching it.
 
     `act_dtype` is the dtype of h, a, b and y; `weight_dtype` that of w1, b1, w2, b2 (default: the same).
     `target` is a `triton.backends.compiler.GPUTarget` (default: the current GPU), so this also runs
     on a machine without a GPU given e.g. `GPUTarget("cuda", 90, 32)`. `ptx_version` caps the PTX ISA
-    (see `driver_ptx_version`).
+    (see `driver_ptx_version`). `aligned=True` specialises for D and 4D' multiples of 16 and 16-byte
+    aligned buffers (`_ALIGNED_ARGS`): Triton then emits vector loads and asynchronous copies.
 
     The PTX entry takes (H, A, B, W1, B1, W2, B2, M, D, K, Y) and then Triton's two hidden scratch
-    pointers, which a TensorRT AOT launch fills with null; so a compile that needs scratch memory, more
-    than 48 KiB of shared memory or more than one CTA per program is refused.
+    pointers, which a TensorRT AOT launch fills with null; so a compile that needs scratch memory or
+    more than one CTA per program is refused. Over 48 KiB of shared memory, the software pipeline is
+    shortened (fewer `num_stages`) until it fits, and refused if even one stage does not.
     """
     from triton.compiler import ASTSource
 
@@ -322,19 +334,26 @@ def compile_aot(
         "Y": f"*{act}",
     }
     constexprs = config.constexprs(act_dtype)
-    signature.update({name: "constexpr" for name in constexprs})
+    signature.update(dict.fromkeys(constexprs, "constexpr"))
     if interpreter_enabled():
         raise RuntimeUnavailableError("compile_aot: triton was imported with TRITON_INTERPRET=1; unset it to compile")
-    src = ASTSource(fn=_token_interpolate_kernel, signature=signature, constexprs=constexprs)
-    options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
+    arg_names = _token_interpolate_kernel.arg_names
+    attrs = {(arg_names.index(n),): [["tt.divisibility", 16]] for n in _ALIGNED_ARGS} if aligned else None
     if target is None:
         target = triton.runtime.driver.active.get_current_target()
+    options = {"num_warps": config.num_warps}
     if ptx_version is not None:  # only ever lower the ISA: the bundled ptxas cannot assemble a newer one
         from triton.backends.nvidia.compiler import get_ptxas, ptx_get_version
 
         options["ptx_version"] = min(ptx_version, ptx_get_version(get_ptxas(target.arch).version))
-    compiled = triton.compile(src, target=target, options=options)
-    md = compiled.metadata
+    for stages in range(config.num_stages, 0, -1):
+        src = ASTSource(fn=_token_interpolate_kernel, signature=signature, constexprs=constexprs, attrs=attrs)
+        compiled = triton.compile(src, target=target, options={**options, "num_stages": stages})
+        md = compiled.metadata
+        if md.shared <= MAX_STATIC_SHARED_BYTES:
+            break
+        logger.info("compile_aot: %s at %d stages needs %d bytes of shared memory for %s; trying %d",
+                    md.name, stages, md.shared, target.arch, stages - 1)
     scratch = (getattr(md, "global_scratch_size", 0), getattr(md, "profile_scratch_size", 0))
     if any(scratch):
         raise RuntimeUnavailableError(
@@ -343,11 +362,13 @@ def compile_aot(
         )
     if md.shared > MAX_STATIC_SHARED_BYTES:
         raise RuntimeUnavailableError(
-            f"compile_aot: kernel {md.name} uses {md.shared} bytes of shared memory, over the "
+            f"compile_aot: kernel {md.name} uses {md.shared} bytes of shared memory even at 1 stage, over the "
             f"{MAX_STATIC_SHARED_BYTES} a TensorRT AOT launch is known to allow; choose smaller blocks"
         )
     if getattr(md, "num_ctas", 1) != 1:
-        raise RuntimeUnavailableError(f"compile_aot: kernel {md.name} needs num_ctas={md.num_ctas}; TensorRT launches 1")
+        raise RuntimeUnavailableError(
+            f"compile_aot: kernel {md.name} needs num_ctas={md.num_ctas}; TensorRT launches 1"
+        )
     return CompiledKernel(
         name=md.name,
         ptx=compiled.asm["ptx"],
@@ -355,6 +376,8 @@ def compile_aot(
         shared_mem=md.shared,
         block_m=config.block_m,
         target=f"{target.backend}:{target.arch}",
+        num_stages=stages,
+        aligned=aligned,
     )
 
 

@@ -24,6 +24,10 @@ class OneLineErrors(TyperGroup):
     """
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
+        with interrupt_signals():
+            return self._main(*args, standalone_mode=standalone_mode, **kwargs)
+
+    def _main(self, *args, standalone_mode: bool = True, **kwargs):
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
         except _ClickException as e:
@@ -46,13 +50,21 @@ def _raise_interrupted(signum, frame) -> None:
     raise Interrupted(signum)
 
 
-def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM raise `Interrupted` in the main thread, so every write cleans up the same way."""
+@contextlib.contextmanager
+def interrupt_signals() -> Iterator[None]:
+    """While a command runs, SIGINT and SIGTERM raise `Interrupted` in the main thread, so every write
+    cleans up the same way; the previous handlers come back afterwards (the CLI can run in-process)."""
+    previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            signal.signal(sig, _raise_interrupted)
+            previous[sig] = signal.signal(sig, _raise_interrupted)
         except ValueError:  # not the main thread (e.g. a test runner's worker): leave it alone
             pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -65,7 +77,7 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(1) from e
     except KeyboardInterrupt as e:
         code = e.exit_code if isinstance(e, Interrupted) else 130
-        typer.echo("interrupted: nothing was written", err=True)
+        typer.echo("interrupted", err=True)
         raise typer.Exit(code) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise

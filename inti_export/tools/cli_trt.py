@@ -14,11 +14,11 @@ from inti_export.errors import EngineError
 from inti_export.runtime.trt import (
     TRT_LOG_NAME,
     BuildConfig,
-    convert_and_build,
     inspect_engine,
     parse_batch_profile,
 )
 from inti_export.tools._cli import cli_errors, console
+from inti_export.tools.engine import convert_and_build
 from inti_export.vocab import TrtRuntime, Verbosity
 
 

@@ -24,7 +24,6 @@ import copy
 import dataclasses
 import enum
 import hashlib
-import inspect
 import json
 import logging
 import math
@@ -556,12 +555,6 @@ def environment(threads: int) -> dict[str, Any]:
             "ort_providers": onnxruntime.get_available_providers()}
 
 
-def _ort_mode_supported() -> bool:
-    from inti_export.runtime.ort_runner import OrtRunner
-
-    return "mode" in inspect.signature(OrtRunner.__init__).parameters
-
-
 def _command(opts: OptimizeOptions, out: Path, runners: tuple[str, ...], precisions: tuple[str, ...]) -> str:
     """The `inti-export optimize` line that remakes exactly these candidates (same keys) in `out`."""
     args = ["inti-export", "optimize"]
@@ -714,7 +707,7 @@ def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
     except IntiExportError as e:
         return Candidate(base_id, runner_kind, precision, Status.failed.value, one_line(e), command=command)
     artifact = onnx_path or engine_path
-    ort_mode = ORT_MODE if runner_kind.startswith("ort") and _ort_mode_supported() else None
+    ort_mode = ORT_MODE if runner_kind.startswith("ort") else None
     parts = {"unit": "candidate", "runner": runner_kind, "precision": precision, "artifact": art_key,
              "reference": run.ref_rel, "heldout": _array_sha(run.split.heldout), "batches": o.batches,
              "iters": o.iters, "warmup": o.warmup, "env": run.env_key, "ort_mode": ort_mode,
@@ -734,7 +727,7 @@ def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
         except Exception as e:  # noqa: BLE001 - a runtime that cannot load here: reported, never chosen
             return {**body, "status": Status.not_run.value, "reason": one_line(e)}
         try:
-            how = runner.name + (f" ({getattr(runner, 'mode_label', ORT_MODE)})" if ort_mode else "")
+            how = runner.name + (f" ({runner.mode_label})" if ort_mode else "")
             chunk = max(o.batches) if o.batches else 1
             out = _outputs(runner, run.split.heldout, chunk)
             acc = accuracy(out, run.ref, run.head, run.head_text, how)

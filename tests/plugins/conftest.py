@@ -54,6 +54,30 @@ def interpreter_runner():
     return run_in_interpreter
 
 
+@pytest.fixture(scope="session")
+def aot_compile():
+    """compile_aot for a named GPU target without a GPU, each distinct compile done once per session.
+
+    aot_compile(act, weight=None, arch=90, **options) -> CompiledKernel; options as for compile_aot.
+    """
+    pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+
+    from inti_export.plugins import triton_kernel as tk
+
+    compiled = {}
+
+    def compile_(act, weight=None, *, arch=90, **options):
+        weight = act if weight is None else weight
+        options = {k: v for k, v in options.items() if v is not None and v is not False}
+        key = (act, weight, arch, tuple(sorted(options.items())))
+        if key not in compiled:
+            compiled[key] = tk.compile_aot(act, weight, target=GPUTarget("cuda", arch, 32), **options)
+        return compiled[key]
+
+    return compile_
+
+
 @pytest.fixture
 def step_inputs():
     """Factory: (h, a, b, w1, b1, w2, b2), see plugin_cases.make_inputs."""

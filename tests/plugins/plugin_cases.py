@@ -59,7 +59,7 @@ def run_cases(cases: list[dict]) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # numpy's exp overflow on saturated logits
                 if case.get("via") == "op_cuda":
-                    from inti_export.plugins.op import _token_interpolate_cuda
+                    from inti_export.plugins.torch_op import _token_interpolate_cuda
 
                     h, a, b, *weights = inputs
                     pairs = torch.stack([a, b], dim=-2)  # (..., 2, D): a, b become strided views
@@ -68,7 +68,7 @@ def run_cases(cases: list[dict]) -> dict:
                 else:
                     y = token_interpolate_triton(*inputs)
             results[case["id"]] = {"y": y, "ref": token_interpolate_reference(*inputs)}
-        except Exception as e:  # reported to the test, which fails with it
+        except Exception as e:  # noqa: BLE001 - reported to the test, which fails with it
             results[case["id"]] = {"error": f"{type(e).__name__}: {e}"}
     return results
 

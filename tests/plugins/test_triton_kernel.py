@@ -8,9 +8,9 @@ import torch
 
 pytest.importorskip("triton")
 
-from inti_export.errors import InputShapeError, RuntimeUnavailableError  # noqa: E402
-from inti_export.plugins import triton_kernel as tk  # noqa: E402
-from inti_export.plugins.reference import token_interpolate_reference  # noqa: E402
+from inti_export.errors import InputShapeError, RuntimeUnavailableError
+from inti_export.plugins import triton_kernel as tk
+from inti_export.plugins.reference import token_interpolate_reference
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # (leading dims, D, D'): batch 1 and 7, odd and even token counts, D and 4D' multiples of the
@@ -76,7 +76,7 @@ def test_no_tokens_launches_nothing(step_inputs):
 )
 def test_bad_inputs_name_the_value(step_inputs, change, match):
     names = ("h", "a", "b", "w1", "b1", "w2", "b2")
-    x = change(dict(zip(names, step_inputs((2, 5), 32, 16))))
+    x = change(dict(zip(names, step_inputs((2, 5), 32, 16), strict=True)))
     with pytest.raises(InputShapeError, match=match):
         tk.token_interpolate_triton(*(x[n] for n in names), out=x.get("out"))
 
@@ -90,7 +90,7 @@ def test_cpu_tensors_need_the_interpreter(step_inputs):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))
-@pytest.mark.parametrize("lead,d,d_ctx", SHAPES + [((2, 4, 197), 768, 192)], ids=str)
+@pytest.mark.parametrize("lead,d,d_ctx", [*SHAPES, ((2, 4, 197), 768, 192)], ids=str)
 def test_gpu_matches_reference(step_inputs, check_close, lead, d, d_ctx, dtype):
     inputs = step_inputs(lead, d, d_ctx, dtype, device="cuda")
     ref = token_interpolate_reference(*inputs)

@@ -1,7 +1,9 @@
-"""Fixtures for the runtime tests: a tiny InTI-style ONNX, in FP32 and FP16.
+"""Fixtures for the runtime tests: a tiny InTI-style ONNX, in FP32 and FP16, built in a second.
 
-The graph stands in for the exporter's output until `inti_export.exporter.export_onnx` lands; swap
-`_write_test_onnx` for a real `test-tiny` export then and keep the fixture names.
+A hand-built graph around one `inti.TokenInterpolate` node, whose model-local function is the
+exporter's own (`exporter.functions.function_proto`). It builds in TensorRT-RTX in well under a
+second, so the build and check tests need no export; the real `test-tiny` export (`tiny_onnx`,
+tests/conftest.py) is built where the exporter's graph itself is under test.
 
     video (B, 4, 3, 8, 8) float32
       -> Reshape (B, 4, 192) -> MatMul (B, 4, 16) = tokens
@@ -21,50 +23,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 17
-FUNCTION_DOMAIN = "inti"
-FUNCTION_NAME = "TokenInterpolate"
+from inti_export.exporter.functions import function_proto
+from inti_export.vocab import OP_DOMAIN, OP_TYPE, OP_VERSION
+
+OPSET = 18  # the exporter's function is written in opset 18
 D = 16  # token width
 T = 4  # frames
-
-
-def _token_interpolate_function() -> onnx.FunctionProto:
-    """y = w_a * a + w_b * b, (w_a, w_b) = softmax(Linear(GELU(Linear(h)))); dtype-generic via CastLike."""
-    n = helper.make_node
-    nodes = [
-        n("Transpose", ["w1"], ["w1t"], perm=[1, 0]),
-        n("MatMul", ["h", "w1t"], ["z1m"]),
-        n("Add", ["z1m", "b1"], ["z1"]),
-        # exact GELU: 0.5 * z * (1 + erf(z / sqrt(2)))
-        n("Constant", [], ["half_f"], value=helper.make_tensor("half_f", TensorProto.FLOAT, [], [0.5])),
-        n("Constant", [], ["one_f"], value=helper.make_tensor("one_f", TensorProto.FLOAT, [], [1.0])),
-        n("Constant", [], ["rsqrt2_f"], value=helper.make_tensor("rsqrt2_f", TensorProto.FLOAT, [], [0.70710678])),
-        n("CastLike", ["half_f", "z1"], ["half"]),
-        n("CastLike", ["one_f", "z1"], ["one"]),
-        n("CastLike", ["rsqrt2_f", "z1"], ["rsqrt2"]),
-        n("Mul", ["z1", "rsqrt2"], ["zs"]),
-        n("Erf", ["zs"], ["ez"]),
-        n("Add", ["ez", "one"], ["ez1"]),
-        n("Mul", ["z1", "ez1"], ["zg"]),
-        n("Mul", ["zg", "half"], ["hidden"]),
-        n("Transpose", ["w2"], ["w2t"], perm=[1, 0]),
-        n("MatMul", ["hidden", "w2t"], ["z2m"]),
-        n("Add", ["z2m", "b2"], ["logits"]),
-        n("Softmax", ["logits"], ["w"], axis=-1),
-        n("Constant", [], ["split"], value=helper.make_tensor("split", TensorProto.INT64, [2], [1, 1])),
-        n("Split", ["w", "split"], ["wa", "wb"], axis=-1),
-        n("Mul", ["wa", "a"], ["ya"]),
-        n("Mul", ["wb", "b"], ["yb"]),
-        n("Add", ["ya", "yb"], ["y"]),
-    ]
-    return helper.make_function(
-        FUNCTION_DOMAIN,
-        FUNCTION_NAME,
-        inputs=["h", "a", "b", "w1", "b1", "w2", "b2"],
-        outputs=["y"],
-        nodes=nodes,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-    )
 
 
 def make_test_model(precision: str = "fp32", metadata: bool = True, seed: int = 0) -> onnx.ModelProto:
@@ -86,6 +50,7 @@ def make_test_model(precision: str = "fp32", metadata: bool = True, seed: int = 
         numpy_helper.from_array(np.array([T], np.int64), "endT"),
         numpy_helper.from_array(np.array([1], np.int64), "axis1"),
         numpy_helper.from_array(np.array([2], np.int64), "step2"),
+        numpy_helper.from_array(np.array([1], np.int64), "tokens_axis"),
     ]
     n = helper.make_node
     nodes = []
@@ -101,14 +66,8 @@ def make_test_model(precision: str = "fp32", metadata: bool = True, seed: int = 
         n("Sub", ["a", "b"], ["amb"], name="diff"),
         n("Mul", ["a", "b"], ["atb"], name="prod"),
         n("Concat", ["a", "b", "amb", "atb"], ["h"], axis=-1, name="context"),  # (B, T/2, 4D)
-        n(
-            FUNCTION_NAME,
-            ["h", "a", "b", "w1", "b1", "w2", "b2"],
-            ["y"],
-            domain=FUNCTION_DOMAIN,
-            name="inti_step_0",
-        ),
-        n("ReduceMean", ["y"], ["pooled"], axes=[1], keepdims=0, name="pool"),  # (B, D)
+        n(OP_TYPE, ["h", "a", "b", "w1", "b1", "w2", "b2"], ["y"], domain=OP_DOMAIN, name="inti_step_0"),
+        n("ReduceMean", ["y", "tokens_axis"], ["pooled"], keepdims=0, name="pool"),  # (B, D)
     ]
     if precision == "fp16":
         nodes.append(n("Cast", ["pooled"], ["embedding"], to=TensorProto.FLOAT, name="cast_out"))
@@ -123,8 +82,8 @@ def make_test_model(precision: str = "fp32", metadata: bool = True, seed: int = 
     )
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(FUNCTION_DOMAIN, 1)],
-        functions=[_token_interpolate_function()],
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(OP_DOMAIN, OP_VERSION)],
+        functions=[function_proto()],
         producer_name="inti-export-tests",
     )
     model.ir_version = 8
@@ -151,6 +110,12 @@ def make_test_model(precision: str = "fp32", metadata: bool = True, seed: int = 
 def _write_test_onnx(path: Path, precision: str = "fp32", metadata: bool = True) -> Path:
     onnx.save(make_test_model(precision, metadata), str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def test_model_factory():
+    """make_test_model(precision, metadata, seed) -> onnx.ModelProto, for tests that edit the graph."""
+    return make_test_model
 
 
 @pytest.fixture(scope="session")

@@ -59,9 +59,40 @@ def test_torch_compile_runner_matches_eager(tiny_model, tiny_clips):
         np.testing.assert_allclose(compiled.infer(feed)["embedding"], eager.infer(feed)["embedding"], atol=1e-5)
 
 
-def test_torch_runner_with_blend_op_matches(tiny_model, tiny_clips):
-    """The custom-op route (Triton on CUDA, reference on CPU) gives the same numbers."""
+def test_torch_runner_with_blend_op_routes_through_the_op(tiny_model, tiny_clips):
+    """blend_kernel=True sends each InTI blend through torch.ops.inti.token_interpolate.
+
+    On the CPU that op is the reference itself, so comparing numbers here would compare the reference
+    with itself: the numbers are compared where the Triton kernel runs (the GPU test below).
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountOps(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
     feed = {"video": tiny_clips.clips[:2]}
-    with TorchRunner(tiny_model) as plain, TorchRunner(tiny_model, blend_kernel=True) as op:
-        assert op.name == "torch-cpu-kernel"
-        np.testing.assert_allclose(op.infer(feed)["embedding"], plain.infer(feed)["embedding"], atol=1e-6)
+    calls = {}
+    for blend_kernel in (False, True):
+        with TorchRunner(tiny_model, blend_kernel=blend_kernel) as runner, CountOps() as seen:
+            runner.infer(feed)
+        calls[runner.name] = seen.ops.count("inti.token_interpolate.default")
+    assert calls == {"torch-cpu": 0, "torch-cpu-kernel": len(tiny_model.cfg.insert_before)}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_runner_blend_kernel_matches_on_cuda(tiny_model, tiny_clips):
+    """The Triton kernel route against the plain PyTorch ops, both on the GPU."""
+    import copy
+
+    model = copy.deepcopy(tiny_model)  # the runners move it to the GPU; the session's model stays on the CPU
+    feed = {"video": tiny_clips.clips[:2]}
+    with TorchRunner(model, device="cuda") as plain, TorchRunner(model, device="cuda", blend_kernel=True) as op:
+        assert op.name == "torch-cuda-kernel"
+        np.testing.assert_allclose(op.infer(feed)["embedding"], plain.infer(feed)["embedding"], atol=1e-5)

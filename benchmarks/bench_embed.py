@@ -1,0 +1,230 @@
+"""Clips/s of `inti-export embed` against its own stages, on ORT CPU (docs/benchmarks.md, docs/corpus.md).
+
+    nice python benchmarks/bench_embed.py [--work DIR] [--videos 200] [--b16-videos 12] [--rounds 2]
+        [--presets test-tiny,inti-b16] [--json results.json] [--plot embed.png]
+
+A synthetic corpus (benchmarks/make_corpus.py, 2-second videos, 15% of them corrupt or too short)
+is written once into --work. For each preset (test-tiny: decoding dominates; inti-b16: inference
+dominates) the ONNX is exported once, then five modes are timed, interleaved over --rounds rounds
+(median reported), all on one clip per video:
+
+    decode      decode_clips over every video in this process (what one decode worker does)
+    infer       the runner alone on as many random clips, in batches of --batch, after a warm-up
+    sequential  per video: decode its clips, then infer them (no overlap)
+    embed       embed_local with --decode-workers 1 (warm fork server); steady-state rate from
+                the first embedded clip to the end, and the whole-run rate (start-up included)
+    ray         embed_ray on a local Ray started beforehand (2 CPUs: one decode task, one actor)
+
+Inference uses --threads ORT threads in every mode. inti-b16 runs on the first --b16-videos videos
+only, to keep the whole benchmark within about 15 minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inti_export.corpus import ModelSource, Sampling, make_job
+from inti_export.corpus.decode import decode_clips
+from inti_export.corpus.local import embed_local
+from inti_export.vocab import INPUT_NAME, package_versions
+
+log = logging.getLogger("bench_embed")
+MODES = ("decode", "infer", "sequential", "embed", "ray")
+
+
+def _make_corpus(work: Path, videos: int) -> Path:
+    corpus = work / f"corpus-{videos}"
+    if not (corpus / "manifest.json").is_file():
+        spec = importlib.util.spec_from_file_location("make_corpus", Path(__file__).with_name("make_corpus.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        t = time.perf_counter()
+        module.make_corpus(corpus, videos=videos, seconds=2.0)
+        log.info("corpus of %d videos written in %.1f s", videos, time.perf_counter() - t)
+    return corpus
+
+
+def _export(work: Path, preset: str) -> Path:
+    from inti_export.exporter import ExportSpec, export_onnx
+    from inti_export.models import create_model
+
+    path = work / f"{preset}.onnx"
+    if not path.is_file():
+        export_onnx(create_model(preset), path, ExportSpec(), verify=False)
+    return path
+
+
+def time_decode(videos, pre, sampling, batch) -> tuple[int, float]:
+    start, clips = time.perf_counter(), 0
+    for v in videos:
+        try:
+            for segments, _ in decode_clips(v, pre, sampling, batch):
+                clips += len(segments)
+        except Exception:  # noqa: BLE001 - bad videos cost their decode attempt, as in embed
+            pass
+    return clips, time.perf_counter() - start
+
+
+def time_infer(runner, pre, clips: int, batch: int) -> tuple[int, float]:
+    x = np.random.default_rng(0).standard_normal((batch, pre.frames, 3, pre.image_size, pre.image_size),
+                                                 dtype=np.float32)
+    runner.infer({INPUT_NAME: x})  # warm-up
+    start, done = time.perf_counter(), 0
+    while done < clips:
+        n = min(batch, clips - done)
+        runner.infer({INPUT_NAME: x[:n]})
+        done += n
+    return done, time.perf_counter() - start
+
+
+def time_sequential(runner, videos, pre, sampling) -> tuple[int, float]:
+    start, clips = time.perf_counter(), 0
+    for v in videos:
+        try:
+            got = [c for _, chunk in decode_clips(v, pre, sampling, 64) for c in chunk]
+        except Exception:  # noqa: BLE001 - as in time_decode
+            continue
+        runner.infer({INPUT_NAME: np.stack(got)})
+        clips += len(got)
+    return clips, time.perf_counter() - start
+
+
+def time_embed(job) -> tuple[int, float, float]:
+    """(clips, seconds from the first embedded clip to the end, whole-run seconds)."""
+    marks = []
+    report = embed_local(job, on_progress=lambda p: marks.append((p.elapsed_s, p.clips)))
+    first = next((t for t, c in marks if c > 0), 0.0)
+    first_clips = next((c for _, c in marks if c > 0), 0)
+    return report.clips - first_clips, report.seconds - first, report.seconds
+
+
+def run(args) -> dict:
+    import ray
+
+    from inti_export.corpus import embed_ray
+
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = _make_corpus(work, args.videos)
+    all_videos = sorted(p for p in corpus.iterdir() if p.name != "manifest.json")
+    sampling = Sampling(clips_per_video=1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    results = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                           "load_avg_at_start": os.getloadavg()},
+               "versions": {**package_versions(), "ray": ray.__version__},
+               "args": {k: str(v) for k, v in vars(args).items()},
+               "presets": {}}
+    try:
+        counts = {"test-tiny": args.videos, "inti-b16": args.b16_videos}
+        for preset in args.presets.split(","):
+            count = counts.get(preset, args.b16_videos)
+            videos = all_videos[:count]
+            onnx = _export(work, preset)
+            model = ModelSource(artifact=onnx, threads=args.threads)
+            pre = model.preprocess()
+            out_root = work / f"out-{preset}"
+            shutil.rmtree(out_root, ignore_errors=True)
+            out_root.mkdir()
+
+            def job(name, vids=videos, pre_root=out_root, m=model):
+                return make_job(vids, m, pre_root / name, sampling, batch=args.batch, decode_workers=1)
+
+            embed_local(job("warm", videos[:3]))  # start the fork server; import the decoding stack once
+            embed_ray(job("warm-ray", videos[:3]))  # start Ray's workers
+            rows: dict[str, list[dict]] = {m: [] for m in MODES}
+            with model.make_runner() as runner:
+                for r in range(args.rounds):
+                    for mode in MODES:
+                        if mode == "decode":
+                            clips, s = time_decode(videos, pre, sampling, args.batch)
+                            good, extra = clips, {}
+                        elif mode == "infer":
+                            clips, s = time_infer(runner, pre, good, args.batch)  # as many as decoded
+                            extra = {}
+                        elif mode == "sequential":
+                            clips, s = time_sequential(runner, videos, pre, sampling)
+                            extra = {}
+                        elif mode == "embed":
+                            clips, s, whole = time_embed(job(f"embed-{r}"))
+                            extra = {"whole_run_s": whole}
+                        else:
+                            rep = embed_ray(job(f"ray-{r}"))
+                            clips, s, extra = rep.clips, rep.seconds, {}
+                        row = {"round": r, "clips": clips, "seconds": s, "clips_per_s": clips / s, **extra}
+                        log.info("%s %s round %d: %d clips in %.1f s = %.2f clips/s", preset, mode, r, clips, s,
+                                 clips / s)
+                        rows[mode].append(row)
+            summary = {m: statistics.median(x["clips_per_s"] for x in rows[m]) for m in MODES}
+            slower = min(summary["decode"], summary["infer"])
+            results["presets"][preset] = {
+                "videos": len(videos), "rows": rows, "median_clips_per_s": summary,
+                "embed_vs_slower_stage": summary["embed"] / slower, "ray_vs_slower_stage": summary["ray"] / slower,
+                "embed_vs_sequential": summary["embed"] / summary["sequential"],
+            }
+    finally:
+        ray.shutdown()
+    return results
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    presets = list(results["presets"])
+    fig, axes = plt.subplots(1, len(presets), figsize=(5 * len(presets), 3.6))
+    for ax, preset in zip(np.atleast_1d(axes), presets, strict=True):
+        med = results["presets"][preset]["median_clips_per_s"]
+        ax.bar(MODES, [med[m] for m in MODES], color=["#999", "#999", "#c66", "#36c", "#6a3"])
+        for i, m in enumerate(MODES):
+            ax.text(i, med[m], f"{med[m]:.1f}", ha="center", va="bottom", fontsize=8)
+        ax.set_title(f"{preset} ({results['presets'][preset]['videos']} videos, ORT CPU)", fontsize=9)
+        ax.set_ylabel("clips/s (median)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=Path("bench-embed-work"))
+    ap.add_argument("--videos", type=int, default=200)
+    ap.add_argument("--b16-videos", type=int, default=12)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--presets", default="test-tiny,inti-b16")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--plot", type=Path)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("inti_export").setLevel(logging.WARNING)
+    results = run(args)
+    text = json.dumps(results, indent=1)
+    if args.json:
+        args.json.write_text(text + "\n")
+    if args.plot:
+        plot(results, args.plot)
+    for preset, r in results["presets"].items():
+        med = r["median_clips_per_s"]
+        print(preset, " ".join(f"{m}={med[m]:.2f}" for m in MODES),
+              f"embed/slower={r['embed_vs_slower_stage']:.2f} ray/slower={r['ray_vs_slower_stage']:.2f}"
+              f" embed/sequential={r['embed_vs_sequential']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

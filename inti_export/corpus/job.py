@@ -1,0 +1,121 @@
+"""An embedding job (what to embed, with what, where) and its report; shared by both engines."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inti_export.calibration.clips import Preprocess
+from inti_export.corpus.model import ModelSource
+from inti_export.corpus.output import ErrorLog, check_manifest, done_videos, recover_commits
+from inti_export.corpus.sampling import Sampling
+from inti_export.errors import IntiExportError
+
+logger = logging.getLogger(__name__)
+
+EMBED_SCHEMA = "inti-export/embed/1"
+
+
+def default_decode_workers() -> int:
+    """One decoding process per core but one, which inference keeps busy."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """Videos (already expanded), the model, the output folder and how to cut and batch clips."""
+
+    videos: tuple[Path, ...]
+    model: ModelSource
+    output: Path
+    sampling: Sampling
+    batch: int = 8
+    decode_workers: int = field(default_factory=default_decode_workers)
+    part_rows: int = 4096  # rows per Parquet part (whole videos; a part may hold more)
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "decode_workers", "part_rows"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise IntiExportError(f"--{name.replace('_', '-')}={value!r} must be a positive integer")
+        if not self.videos:
+            raise IntiExportError("no videos to embed: pass video files, folders, globs or a .txt list")
+        if self.output.exists() and not self.output.is_dir():
+            raise IntiExportError(f"output {self.output} is a file: -o takes a folder (created if missing)")
+        if not self.output.parent.is_dir():
+            raise IntiExportError(f"output folder's parent {self.output.parent} does not exist: create it first")
+
+
+@dataclass
+class Prepared:
+    """What both engines need before decoding: preprocessing, artifact hash, the videos left to do."""
+
+    pre: Preprocess
+    sha256: str
+    pending: list[Path]
+    skipped: int
+    errors: ErrorLog
+
+
+def prepare(job: EmbedJob) -> Prepared:
+    """Check the model and folder, record the settings, and find the videos already embedded."""
+    pre = job.model.preprocess()
+    sha = job.model.sha256()
+    job.output.mkdir(exist_ok=True)
+    recover_commits(job.output)
+    check_manifest(job.output, {"sampling": job.sampling.to_dict(), "preprocess": asdict(pre)})
+    done = done_videos(job.output, sha)
+    pending = [v for v in job.videos if str(v) not in done]
+    if done:
+        logger.info("%d of %d videos already embedded in %s; skipping them", len(job.videos) - len(pending),
+                    len(job.videos), job.output)
+    return Prepared(pre, sha, pending, len(job.videos) - len(pending), ErrorLog.load(job.output))
+
+
+@dataclass
+class EmbedProgress:
+    videos_done: int
+    videos_total: int
+    clips: int
+    errors: int
+    elapsed_s: float
+
+
+@dataclass
+class EmbedReport:
+    """What a run did: counts, throughput, and the videos that failed (path -> reason)."""
+
+    output: str
+    engine: str  # "local" or "ray"
+    runner: str
+    artifact_sha256: str
+    videos: int  # given
+    skipped: int  # already embedded with this artifact
+    embedded: int
+    failed: int
+    clips: int
+    parts: list[str]
+    seconds: float
+    clips_per_s: float
+    errors: dict[str, str]
+    schema: str = EMBED_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_report(
+    job: EmbedJob, prep: Prepared, engine: str, parts: list[str], errors_now: dict[str, str], counts: dict, start: float
+) -> EmbedReport:
+    """The report of a run that started at `start` (perf_counter)."""
+    seconds = time.perf_counter() - start
+    return EmbedReport(
+        output=str(job.output), engine=engine, runner=job.model.kind, artifact_sha256=prep.sha256,
+        videos=len(job.videos), skipped=prep.skipped, embedded=counts["embedded"], failed=len(errors_now),
+        clips=counts["clips"], parts=parts, seconds=seconds,
+        clips_per_s=counts["clips"] / seconds if seconds > 0 else 0.0, errors=errors_now,
+    )

@@ -1,0 +1,90 @@
+"""`inti-export embed`: a video corpus to Parquet embeddings, locally or on Ray (docs/corpus.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inti_export.tools._cli import cli_errors, console
+from inti_export.vocab import RunnerKind
+
+
+def _progress_bar(out):
+    """A rich progress bar and the callback that feeds it videos/s, clips/s and errors."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rates]}"),
+                   TimeElapsedColumn(), console=out, transient=True)
+    task = bar.add_task("embed", total=None, rates="")
+
+    def update(p) -> None:
+        s = max(p.elapsed_s, 1e-9)
+        rates = f"{p.videos_done / s:.2f} videos/s  {p.clips / s:.1f} clips/s  {p.errors} errors"
+        bar.update(task, completed=p.videos_done, total=p.videos_total, rates=rates)
+
+    return bar, update
+
+
+def embed(
+    sources: Annotated[list[str], typer.Argument(help="Video files, folders (recursive), globs, .txt lists of paths.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder: Parquet parts, errors.jsonl.")],
+    artifact: Annotated[Path | None, typer.Option(help="model.onnx or model.engine to embed with.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="A preset on the PyTorch runner.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Weights for --preset.")] = None,
+    runner: Annotated[
+        RunnerKind | None, typer.Option(help="Runner (default: ort for .onnx, trt for engines, torch for presets).")
+    ] = None,
+    clips_per_video: Annotated[int | None, typer.Option(help="N evenly spaced clips per video (default 1).")] = None,
+    stride: Annotated[int | None, typer.Option(help="Sliding windows of T frames every STRIDE frames instead.")] = None,
+    batch: Annotated[int, typer.Option(help="Clips per inference batch.")] = 8,
+    decode_workers: Annotated[int | None, typer.Option(help="Decoding processes (default: cores - 1).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for inference (default: all).")] = None,
+    part_rows: Annotated[int, typer.Option(help="Rows per Parquet part (whole videos).")] = 4096,
+    ray: Annotated[bool, typer.Option("--ray", help="Run on Ray Data (pip install 'inti-export[ray]').")] = False,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (implies --ray; default: local).")] = None,
+    actors: Annotated[int, typer.Option(help="--ray: CPU inference actors (GPU runners: one per GPU).")] = 1,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any video failed.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+) -> None:
+    """Embed every clip of a video corpus into Parquet; a re-run resumes where the last one stopped."""
+    out = console()
+    with cli_errors():
+        from inti_export.corpus import ModelSource, Sampling, default_decode_workers, embed_local, embed_ray, make_job
+        from inti_export.fileio import check_output_path, write_json
+
+        if report is not None:
+            check_output_path(report, "report")
+        if clips_per_video is None and stride is None:
+            clips_per_video = 1
+        sampling = Sampling(clips_per_video=clips_per_video, stride=stride)
+        model = ModelSource(artifact=artifact, preset=preset, checkpoint=checkpoint, runner=runner, threads=threads)
+        job = make_job(sources, model, output, sampling, batch=batch, part_rows=part_rows,
+                       decode_workers=decode_workers or default_decode_workers())
+        if ray or address:
+            result = embed_ray(job, address=address, actors=actors)
+        else:
+            bar, update = _progress_bar(out)
+            with bar:
+                result = embed_local(job, on_progress=update)
+        if report is not None:
+            write_json(report, result.to_dict())
+    out.print(
+        f"{result.engine}/{result.runner}: {result.embedded} videos embedded ({result.clips} clips,"
+        f" {result.clips_per_s:.1f} clips/s), {result.skipped} already done, {result.failed} failed"
+        f" -> {result.output}"
+    )
+    for video, reason in list(result.errors.items())[:10]:
+        out.print(f"[yellow]failed[/yellow] {video}: {reason}", soft_wrap=True)
+    if result.failed > 10:
+        out.print(f"... and {result.failed - 10} more in {Path(result.output) / 'errors.jsonl'}")
+    if not result.embedded and not result.skipped:  # the output holds nothing for this corpus
+        typer.echo(f"error: no video could be embedded; see {Path(result.output) / 'errors.jsonl'}", err=True)
+        raise typer.Exit(1)
+    if strict and result.failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embed")(embed)
