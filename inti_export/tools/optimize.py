@@ -913,12 +913,13 @@ def plot_pareto(report: OptimizeReport, path: Path) -> None:
         passed.append(bool(c.gate and c.gate.passed))
         chosen.append(c.id == report.choice.candidate)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for (x, y), label, ok in zip(pts, labels, passed, strict=True):
+    for i, ((x, y), label, ok) in enumerate(zip(pts, labels, passed, strict=True)):
         ax.scatter([x], [y], marker="o" if ok else "x", color="tab:blue" if ok else "tab:red", zorder=3)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        near = sum(1 for x2, y2 in pts[:i] if abs(x2 - x) <= 0.03 * max(x, x2) and abs(np.log10(y2 / y)) < 0.3)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4 + 9 * near), fontsize=7)
     front = pareto_front(pts)
-    if len(front) > 1:
-        ax.step([pts[i][0] for i in front], [pts[i][1] for i in front], where="post", color="grey", lw=1,
+    if len(front) > 1:  # the boundary of what is reachable: each point's speed at its error or worse
+        ax.step([pts[i][0] for i in front], [pts[i][1] for i in front], where="pre", color="grey", lw=1,
                 label="Pareto frontier")
     for (x, y), ch in zip(pts, chosen, strict=True):
         if ch:
