@@ -26,11 +26,8 @@ from inti_export.models import create_model
 from inti_export.tasks.motion import CLASSES, make_split, read_labels
 
 N = len(CLASSES)
-# Symmetries of the task (class = 2 * axis + speed, axis k at k*45 degrees): each maps a video and its
-# class to another. Playing backwards keeps the class; a mirror swaps the two diagonals (axes 1, 3).
-_REVERSE = list(range(N))
-_HFLIP = [2 * ((4 - k // 2) % 4) + k % 2 for k in range(N)]  # angle -> 180 - angle
-_VFLIP = _HFLIP  # angle -> -angle: the same on axes
+# Symmetries of the task (class = 2 * axis + speed): playing backwards or mirroring keeps the class.
+_REVERSE = _HFLIP = _VFLIP = list(range(N))
 
 
 def split_tensors(data: Path, split: str, count: int, cfg) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,9 +68,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("/tmp/inti-task-data"))
     ap.add_argument("--train", type=int, default=1600)
     ap.add_argument("--val", type=int, default=200)
-    ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=24)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=25)

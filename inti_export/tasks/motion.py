@@ -1,16 +1,15 @@
-"""Motion axis and speed: a shape drifts over a textured background along one of 4 axes, slow or fast.
+"""Camera pan: a textured scene with a shape is still, or pans horizontally, vertically or diagonally.
 
-Every frame on its own is a shape at a uniformly random place (positions wrap around the frame),
-so a single frame cannot tell the class: only how the shape moves between frames can. The
-direction along the axis is random, so the class does not depend on the order of frames, only on
-their differences (docs/task.md explains the choice). Videos are encoded as real H.264 mp4 with PyAV, so evaluation runs the
-same decode path as parity (`inti_export.calibration.clips`). Everything derives from a seed.
+Every frame on its own is a sharp view of a random wrapping scene, so a single frame cannot tell
+the class: only how the frames differ can. The pan goes either way along its axis, so the class
+does not depend on the order of frames (docs/task.md explains the choice). Videos are encoded as
+real H.264 mp4 with PyAV, so evaluation runs the same decode path as parity
+(`inti_export.calibration.clips`). Everything derives from a seed.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,9 @@ import numpy as np
 from inti_export.errors import VideoError
 from inti_export.fileio import atomic_output, check_output_path
 
-# class = 2 * axis + speed; axis k is the line at k * 45 degrees (either way along it), speed 0 slow, 1 fast
-CLASSES = ("H-slow", "H-fast", "D-slow", "D-fast", "V-slow", "V-fast", "A-slow", "A-fast")
+# The camera pans over a wrapping scene: still, horizontally, vertically or diagonally (either way).
+CLASSES = ("still", "horizontal", "vertical", "diagonal")
+PANS = np.array([(0, 0), (0, 1), (1, 0), (1, 1)], dtype=np.float64)  # (dy, dx) unit step per class
 SPLIT_SEEDS = {"train": 1000, "val": 2000, "test": 3000}  # per-split seeds; video i uses (seed, i)
 LABELS_FILE = "labels.csv"
 
@@ -32,16 +32,16 @@ class MotionSpec:
 
     frames: int = 16
     size: int = 32
-    speeds: tuple[float, float] = (0.75, 2.25)  # pixels per video frame: slow, fast
-    shape: int = 9  # side of the moving square / diameter of the disc
+    speed: int = 3  # pixels per video frame along each panned axis
+    shape: int = 11  # side of the square / diameter of the disc in the scene
     fps: int = 8
 
 
 def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A smooth random colour texture (H, W, 3) in [0, 255]: upsampled coarse noise plus fine noise."""
-    coarse = rng.uniform(40, 200, size=(4, 4, 3))
-    idx = np.linspace(0, 3, size)
-    lo = np.floor(idx).astype(int).clip(0, 2)
+    """A random colour texture (H, W, 3) in [0, 255]: upsampled 8x8 noise plus pixel noise."""
+    coarse = rng.uniform(40, 200, size=(8, 8, 3))
+    idx = np.linspace(0, 7, size)
+    lo = np.floor(idx).astype(int).clip(0, 6)
     frac = (idx - lo)[:, None]
     rows = coarse[lo] * (1 - frac[:, :, None]) + coarse[lo + 1] * frac[:, :, None]  # (size, 4, 3)
     smooth = rows[:, lo] * (1 - frac[None, :, :]) + rows[:, lo + 1] * frac[None, :, :]  # (size, size, 3)
@@ -51,26 +51,19 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
 def render(label: int, rng: np.random.Generator, spec: MotionSpec = MotionSpec()) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one video of class `label`."""
     s = spec.size
-    background = _texture(rng, s)
+    scene = _texture(rng, s)
     colour = rng.uniform(0, 255, size=3)
     colour[rng.integers(3)] = rng.choice([0.0, 255.0])  # one saturated channel: contrast with the texture
-    disc = bool(rng.integers(2))
-    axis, fast = divmod(label, 2)
-    angle = axis * math.pi / 4 + math.pi * rng.integers(2) + rng.uniform(-0.15, 0.15)
-    speed = spec.speeds[fast] * rng.uniform(0.85, 1.15)
-    dx, dy = speed * math.cos(angle), -speed * math.sin(angle)  # image y grows downwards
-    x0, y0 = rng.uniform(0, s, size=2)
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float64)
+    cx, cy = rng.uniform(0, s, size=2)
+    ddx, ddy = (xx - cx + s / 2) % s - s / 2, (yy - cy + s / 2) % s - s / 2  # wrapped offsets
     half = spec.shape / 2
-    frames = []
-    for t in range(spec.frames):
-        cx, cy = (x0 + dx * t) % s, (y0 + dy * t) % s
-        ddx = (xx - cx + s / 2) % s - s / 2  # wrapped offsets: the shape re-enters on the other side
-        ddy = (yy - cy + s / 2) % s - s / 2
-        mask = (ddx**2 + ddy**2 <= half**2) if disc else (np.abs(ddx) <= half) & (np.abs(ddy) <= half)
-        frame = np.where(mask[:, :, None], colour, background)
-        frames.append(frame.astype(np.uint8))
-    return np.stack(frames)  # (T, H, W, 3)
+    disc = bool(rng.integers(2))
+    mask = (ddx**2 + ddy**2 <= half**2) if disc else (np.abs(ddx) <= half) & (np.abs(ddy) <= half)
+    scene = np.where(mask[:, :, None], colour, scene)  # (H, W, 3) the whole scene, wrapping at the edges
+    step = PANS[label] * spec.speed * rng.choice([-1, 1], size=2)  # (dy, dx) pixels per frame, either way
+    frames = [np.roll(scene, np.round(step * t).astype(int), axis=(0, 1)) for t in range(spec.frames)]
+    return np.stack(frames).astype(np.uint8)  # (T, H, W, 3)
 
 
 def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> None:
@@ -94,7 +87,7 @@ def make_split(
 ) -> Path:
     """Write `count` videos of `split` ("train", "val", "test") and `labels.csv` into `directory`.
 
-    Classes are balanced (video i has class i mod 8); video i of a split is rendered from the seed
+    Classes are balanced (video i has class i mod len(CLASSES)); video i of a split is rendered from the seed
     (SPLIT_SEEDS[split], i), so the same call always writes the same frames. Returns the labels file.
     """
     if split not in SPLIT_SEEDS:
