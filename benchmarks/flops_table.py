@@ -25,11 +25,13 @@ def main() -> None:
     if "--json" in sys.argv:
         print(json.dumps(rows, indent=2))
         return
-    print("| preset | InTI after blocks | frames per stage | params (M) | InTI params (M) | GFLOPs | InTI layers' GFLOPs | paper | deviation |")
+    print("| preset | InTI after blocks | frames per stage | params (M) | InTI params (M) | GFLOPs"
+          " | InTI layers' GFLOPs | paper | deviation |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         dev = "-" if r["paper_gflops"] is None else f"{r['deviation_pct']:+.2f}%"
-        print(f"| {r['preset']} | {', '.join(map(str, r['insert_before'])) or '-'} | {' / '.join(map(str, r['frames_per_stage']))} "
+        stages = " / ".join(map(str, r["frames_per_stage"]))
+        print(f"| {r['preset']} | {', '.join(map(str, r['insert_before'])) or '-'} | {stages} "
               f"| {r['params'] / 1e6:.2f} | {r['params_inti'] / 1e6:.2f} | {r['gflops']:.2f} | {r['inti_gflops']:.2f} "
               f"| {r['paper_gflops'] or '-'} | {dev} |")
 

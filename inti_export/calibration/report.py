@@ -8,11 +8,17 @@ fixed-seed random 400-class linear head applied to the embeddings, ORT CPU laten
 `runs` timed batch-1 runs after one warm-up) and file size. A model ONNX Runtime's CPU provider
 cannot run (BF16 has no CPU kernels) is reported as not runnable, with ORT's reason; for BF16 the
 accuracy is then measured on an FP32 emulation of it (`emulate_bf16`).
+
+A Q/DQ model (INT8, FP8) is measured as quantized: ONNX Runtime keeps its Q/DQ nodes as written,
+so the accuracy is the quantization's (what TensorRT executes) on every CPU. The same model as
+ONNX Runtime CPU executes it (Q/DQ fused into integer kernels) is reported beside it, with its
+latency; on x86 without VNNI those kernels can saturate, and the report warns (docs/precision.md).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import statistics
@@ -22,8 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from inti_export.errors import CalibrationError
-from inti_export.vocab import INPUT_NAME
+from inti_export.errors import CalibrationError, one_line
+from inti_export.fileio import check_output_path, write_atomic
+from inti_export.metrics import cosine_per_sample
+from inti_export.vocab import INPUT_NAME, META_CALIBRATION, META_OUTPUTS, META_PRECISION, META_PRESET, Precision
+
+logger = logging.getLogger(__name__)
 
 NOT_RUNNABLE = "not runnable on ORT CPU"
 
@@ -36,20 +46,20 @@ def random_head(dim: int, num_classes: int = 400, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((dim, num_classes)) / np.sqrt(dim)
 
 
-def _session(path: str | os.PathLike):
+def _session(path: str | os.PathLike, mode):
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    from inti_export.runtime.ort_runner import session_options
+
     # NCHWc rewriting crashes ORT on some FP16 graphs (docs/precision.md); off for every model alike.
     return ort.InferenceSession(
-        str(path), opts, providers=["CPUExecutionProvider"], disabled_optimizers=["NchwcTransformer"]
+        str(path), session_options(mode), providers=["CPUExecutionProvider"], disabled_optimizers=["NchwcTransformer"]
     )
 
 
-def _run(path, clips: np.ndarray, runs: int) -> tuple[np.ndarray, list[float]]:
+def _run(path, clips: np.ndarray, runs: int, mode="as-executed") -> tuple[np.ndarray, list[float]]:
     """Outputs for every clip (batch 1) and `runs` timed batch-1 runs after one warm-up, in ms."""
-    sess = _session(path)
+    sess = _session(path, mode)
     outputs = np.concatenate([sess.run(None, {INPUT_NAME: clips[i : i + 1]})[0] for i in range(len(clips))])
     x = clips[:1]
     if runs:
@@ -60,11 +70,6 @@ def _run(path, clips: np.ndarray, runs: int) -> tuple[np.ndarray, list[float]]:
         sess.run(None, {INPUT_NAME: x})
         times.append((time.perf_counter() - start) * 1e3)
     return outputs.astype(np.float64), times
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
 
 
 def _topk(logits: np.ndarray, k: int) -> np.ndarray:
@@ -90,8 +95,10 @@ def precision_report(
 
     Top-1 agreement: share of clips whose top-1 class is the FP32 model's. Top-5 agreement: mean
     overlap |top5(variant) & top5(fp32)| / 5. When the model outputs `logits` (it has its own
-    classifier) those are used instead of the random head.
+    classifier) those are used instead of the random head. For a Q/DQ variant the main figures are
+    as quantized and `as_executed` holds ONNX Runtime CPU's own (fused) execution of it.
     """
+    from inti_export.runtime.ort_runner import MODE_LABELS, OrtMode, cpu_int8_support, resolve_mode
     from inti_export.vocab import read_metadata
 
     clips = np.ascontiguousarray(clips, dtype=np.float32)
@@ -101,18 +108,15 @@ def precision_report(
         raise CalibrationError(f"runs={runs} must be at least 1")
     meta = read_metadata(fp32_onnx)
     ref, ref_times = _run(fp32_onnx, clips, runs)
-    is_logits = any(o.get("name") == "logits" for o in meta.get("inti.outputs", []))
+    is_logits = any(o.get("name") == "logits" for o in meta.get(META_OUTPUTS, []))
     head = None if is_logits else random_head(ref.shape[1], num_classes, seed)
-    ref_logits = _logits(ref, head)
-    ref_top5 = _topk(ref_logits, 5)
-
-    def entry(path, precision) -> dict[str, Any]:
-        return {"precision": precision, "path": str(path), "size_mib": round(Path(path).stat().st_size / 2**20, 2)}
+    ref_top5 = _topk(_logits(ref, head), 5)
+    cpu = cpu_int8_support()
 
     def compare(out: np.ndarray) -> dict[str, float]:
-        cos = _cosine(out, ref)
+        cos = cosine_per_sample(out, ref)
         top5 = _topk(_logits(out, head), 5)
-        overlap = [len(set(a) & set(b)) / 5 for a, b in zip(top5, ref_top5)]
+        overlap = [len(set(a) & set(b)) / 5 for a, b in zip(top5, ref_top5, strict=True)]
         return {
             "cosine_mean": float(cos.mean()),
             "cosine_min": float(cos.min()),
@@ -120,30 +124,66 @@ def precision_report(
             "top5_agreement": float(np.mean(overlap)),
         }
 
-    rows = {"fp32": {**entry(fp32_onnx, "fp32"), "runnable": True, "cosine_mean": 1.0, "cosine_min": 1.0,
+    rows = {"fp32": {**_entry(fp32_onnx, "fp32"), "runnable": True, "cosine_mean": 1.0, "cosine_min": 1.0,
                      "top1_agreement": 1.0, "top5_agreement": 1.0, **_latency(ref_times)}}
+    warnings: list[str] = []
     for precision, path in variants.items():
-        row = entry(path, precision)
-        try:
-            out, times = _run(path, clips, runs)
-        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types (NOT_IMPLEMENTED, ...)
-            row.update(runnable=False, note=f"{NOT_RUNNABLE}: {str(e).strip().splitlines()[0][:200]}")
-            if _is_bf16(path):
-                row["emulated"] = _emulated_bf16(path, clips, compare)
-            rows[precision] = row
-            continue
-        row.update(runnable=True, **compare(out), **_latency(times))
+        row = _entry(path, precision)
         rows[precision] = row
+        try:
+            mode = resolve_mode(path)
+            if mode is OrtMode.as_quantized:  # accuracy as quantized, latency as ORT CPU executes it
+                out, _ = _run(path, clips, 0, mode)
+                executed, times = _run(path, clips, runs, OrtMode.as_executed)
+            else:
+                out, times = _run(path, clips, runs, mode)
+        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types (NOT_IMPLEMENTED, ...)
+            row.update(runnable=False, note=f"{NOT_RUNNABLE}: {one_line(e, 200)}")
+            if _precision_of(path) == Precision.bf16.value:
+                row["emulated"] = _emulated_bf16(path, clips, compare)
+            continue
+        row.update(runnable=True, accuracy=MODE_LABELS[mode], **compare(out), **_latency(times))
+        if mode is OrtMode.as_quantized:
+            row["as_executed"] = {"how": MODE_LABELS[OrtMode.as_executed], **compare(executed)}
+            warning = _saturation_warning(precision, path, row, cpu)
+            if warning:
+                logger.warning(warning)
+                warnings.append(warning)
     return {
         "model": str(fp32_onnx),
-        "preset": meta.get("inti.preset"),
+        "preset": meta.get(META_PRESET),
         "clips": len(clips),
         "clip_names": clip_names or [],
-        "head": "model logits" if is_logits else f"random linear head {ref.shape[1]}x{num_classes}, numpy default_rng({seed})",
+        "head": "model logits" if is_logits
+        else f"random linear head {ref.shape[1]}x{num_classes}, numpy default_rng({seed})",
         "latency": f"ORT CPU, batch 1, median of {runs} runs after 1 warm-up",
-        "machine": _machine(),
+        "accuracy": f"Q/DQ models {MODE_LABELS[OrtMode.as_quantized]}; ORT CPU's fused execution under as_executed",
+        "machine": _machine(cpu),
+        "warnings": warnings,
         "precisions": rows,
     }
+
+
+def _entry(path, precision: str) -> dict[str, Any]:
+    return {"precision": precision, "path": str(path), "size_mib": round(Path(path).stat().st_size / 2**20, 2)}
+
+
+def _saturation_warning(name: str, path, row: dict[str, Any], cpu: dict[str, Any]) -> str | None:
+    """The warning for full-range INT8 weights evaluated on an x86 CPU without VNNI, or None."""
+    from inti_export.vocab import read_metadata
+
+    meta = read_metadata(path)
+    if not cpu["saturation_risk"] or meta.get(META_PRECISION) != Precision.int8.value:
+        return None
+    if meta.get(META_CALIBRATION, {}).get("reduce_range"):
+        return None
+    executed = row["as_executed"]["cosine_min"]
+    return (
+        f"{name}: this CPU has no VNNI, so ONNX Runtime's fused INT8 kernels (u8s8, AVX2) can saturate: "
+        f"cosine min {executed:.6f} as ORT CPU executes it here, {row['cosine_min']:.6f} as quantized "
+        "(what TensorRT executes). To deploy on ONNX Runtime CPU without VNNI, quantize with --reduce-range "
+        "(7-bit weights; docs/precision.md)"
+    )
 
 
 def emulate_bf16(bf16_onnx: str | os.PathLike, out_path: str | os.PathLike) -> Path:
@@ -207,13 +247,13 @@ def _emulate(src: str | os.PathLike, out_path: str | os.PathLike, low: int) -> P
     return out_path
 
 
-def _is_bf16(path) -> bool:
+def _precision_of(path) -> str | None:
     from inti_export.vocab import read_metadata
 
     try:
-        return read_metadata(path).get("inti.precision") == "bf16"
-    except Exception:  # noqa: BLE001 - an unreadable file is simply not a BF16 model we can emulate
-        return False
+        return read_metadata(path).get(META_PRECISION)
+    except Exception:  # noqa: BLE001 - an unreadable file has no precision we can act on
+        return None
 
 
 def _emulated_bf16(path, clips: np.ndarray, compare) -> dict[str, Any]:
@@ -225,7 +265,7 @@ def _emulated_bf16(path, clips: np.ndarray, compare) -> dict[str, Any]:
             emulated = emulate_bf16(path, Path(tmp) / "emulated.onnx")
             out, _ = _run(emulated, clips, runs=0)
         except Exception as e:  # noqa: BLE001 - report, never crash the whole report
-            return {"note": f"BF16 emulation failed: {str(e).strip().splitlines()[0][:200]}"}
+            return {"note": f"BF16 emulation failed: {one_line(e, 200)}"}
     return {"how": "FP32 compute, BF16 rounding of every BF16 tensor (emulate_bf16)", **compare(out)}
 
 
@@ -233,26 +273,28 @@ def _latency(times: list[float]) -> dict[str, float]:
     return {"latency_ms_median": round(statistics.median(times), 2), "latency_ms_min": round(min(times), 2)}
 
 
-def _machine() -> dict[str, Any]:
+def _machine(cpu: dict[str, Any]) -> dict[str, Any]:
     import onnxruntime
 
     return {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
+        "int8_vnni": cpu["vnni"],
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__,
     }
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    """The report as a markdown table, one row per precision."""
+    """The report as a markdown table, one row per precision, then how it was measured and warnings."""
     lines = [
         f"Precision report for `{report['model']}` ({report.get('preset')}), {report['clips']} clips; "
         f"head: {report['head']}; latency: {report['latency']}."
         + (f" Clips from {report['clip_source']}." if report.get("clip_source") else ""),
         "",
-        "| precision | cosine mean | cosine min | top-1 agree | top-5 agree | ORT CPU ms (median) | size MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| precision | cosine mean | cosine min | top-1 agree | top-5 agree | cosine min as ORT CPU executes "
+        "| ORT CPU ms (median) | size MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in report["precisions"].items():
         if not r.get("runnable"):
@@ -260,31 +302,31 @@ def to_markdown(report: dict[str, Any]) -> str:
             if "cosine_mean" in em:
                 lines.append(
                     f"| {name} (emulated in FP32, {NOT_RUNNABLE}) | {em['cosine_mean']:.6f} | {em['cosine_min']:.6f} | "
-                    f"{em['top1_agreement']:.3f} | {em['top5_agreement']:.3f} | n/a | {r['size_mib']} |"
+                    f"{em['top1_agreement']:.3f} | {em['top5_agreement']:.3f} | n/a | n/a | {r['size_mib']} |"
                 )
             else:
-                lines.append(f"| {name} | {r['note']} | | | | | {r['size_mib']} |")
+                lines.append(f"| {name} | {r['note']} | | | | | | {r['size_mib']} |")
             continue
+        executed = f"{r['as_executed']['cosine_min']:.6f}" if "as_executed" in r else "same"
         lines.append(
             f"| {name} | {r['cosine_mean']:.6f} | {r['cosine_min']:.6f} | {r['top1_agreement']:.3f} | "
-            f"{r['top5_agreement']:.3f} | {r['latency_ms_median']:.1f} | {r['size_mib']} |"
+            f"{r['top5_agreement']:.3f} | {executed} | {r['latency_ms_median']:.1f} | {r['size_mib']} |"
         )
+    if report.get("accuracy"):
+        machine = report.get("machine", {})
+        vnni = {True: "with", False: "without", None: "VNNI unknown:"}[machine.get("int8_vnni")]
+        lines += ["", f"Accuracy: {report['accuracy']}. CPU: {machine.get('cpu')} {vnni} VNNI, "
+                  f"onnxruntime {machine.get('onnxruntime')}."]
+    lines += [f"\nWarning: {w}" for w in report.get("warnings", [])]
     return "\n".join(lines) + "\n"
 
 
 def write_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write the report as markdown (`.md`) or JSON (`.json`), atomically."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".md", ".json"):
+    if path.suffix.lower() not in (".md", ".json"):
         raise CalibrationError(f"report path {path} must end in .md or .json")
-    if not path.parent.is_dir():
-        raise CalibrationError(f"report directory {path.parent} does not exist")
-    text = to_markdown(report) if suffix == ".md" else json.dumps(report, indent=2) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    check_output_path(path, "report")
+    text = to_markdown(report) if path.suffix.lower() == ".md" else json.dumps(report, indent=2) + "\n"
+    write_atomic(path, text)
     return path

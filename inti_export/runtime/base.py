@@ -36,7 +36,7 @@ class Runner(abc.ABC):
         self._device_time: float | None = None  # set by GPU runners from CUDA events in infer_impl
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         self.activate()
         return self
 
@@ -99,7 +99,7 @@ class Runner(abc.ABC):
         for name, spec in specs.items():
             arr = feed[name]
             if arr.ndim != len(spec.shape) or any(
-                want is not None and want != got for want, got in zip(spec.shape, arr.shape)
+                want is not None and want != got for want, got in zip(spec.shape, arr.shape, strict=True)
             ):
                 shape = tuple("B" if d is None else d for d in spec.shape)
                 raise InputShapeError(

@@ -1,29 +1,163 @@
-"""ONNX Runtime runner: CPU or CUDA execution provider."""
+"""ONNX Runtime runner: CPU or CUDA execution provider, and how a Q/DQ graph is evaluated.
+
+A graph with QuantizeLinear/DequantizeLinear nodes (INT8/FP8 from `calibrate`) can be run two ways:
+
+- as quantized (the default for such graphs): ONNX Runtime keeps every Q/DQ node as written
+  (session option `session.disable_quant_qdq=1`) and computes between them in float. The result
+  depends only on the quantization, not on the CPU: it is the accuracy TensorRT executes.
+- as executed: ONNX Runtime's full graph optimisations fuse Q/DQ into its integer kernels
+  (QLinearConv, QLinearMatMul, ...), as an ORT CPU deployment runs them. On x86 without VNNI the
+  u8s8 path of those kernels can saturate, so the figure depends on the host (docs/precision.md).
+"""
 
 from __future__ import annotations
 
+import enum
+import functools
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
 
-from inti_export.errors import RuntimeUnavailableError
+from inti_export.errors import IntiExportError, RuntimeUnavailableError, one_line
 from inti_export.runtime.base import Runner, TensorSpec
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+# ORT's switch that keeps Q/DQ nodes unfused (onnxruntime_session_options_config_keys.h)
+DISABLE_QDQ_FUSION = "session.disable_quant_qdq"
+# x86 flags of an int8 dot product without the 16-bit intermediate of AVX2's VPMADDUBSW
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+class OrtMode(str, enum.Enum):
+    """How ONNX Runtime evaluates a graph; `auto` is as-quantized for Q/DQ graphs, else as-executed."""
+
+    auto = "auto"
+    as_quantized = "as-quantized"
+    as_executed = "as-executed"
+
+
+MODE_LABELS = {
+    OrtMode.as_quantized: "as quantized: Q/DQ kept as written (session.disable_quant_qdq=1), what TensorRT executes",
+    OrtMode.as_executed: "as executed: ONNX Runtime's full graph optimisations",
+}
+
+
+def has_qdq(onnx_path: str | os.PathLike) -> bool:
+    """Whether the graph (or a function it calls) holds QuantizeLinear/DequantizeLinear nodes."""
+    import onnx
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as e:
+        raise IntiExportError(f"cannot read ONNX model {onnx_path}: {one_line(e)}; pass an ONNX file") from e
+    nodes = [*model.graph.node, *(n for f in model.functions for n in f.node)]
+    return any(n.op_type in QDQ_OPS for n in nodes)
+
+
+def resolve_mode(onnx_path: str | os.PathLike, mode: OrtMode | str = OrtMode.auto) -> OrtMode:
+    """`mode` with `auto` resolved: as-quantized for a Q/DQ graph, as-executed otherwise."""
+    mode = parse_mode(mode)
+    if mode is OrtMode.auto:
+        return OrtMode.as_quantized if has_qdq(onnx_path) else OrtMode.as_executed
+    return mode
+
+
+def parse_mode(mode: OrtMode | str) -> OrtMode:
+    """`mode` as an OrtMode, or a one-line error naming the choices."""
+    try:
+        return OrtMode(mode)
+    except ValueError as e:
+        choices = ", ".join(m.value for m in OrtMode)
+        raise IntiExportError(f"unknown ONNX Runtime mode {mode!r}: choose one of {choices}") from e
+
+
+def session_options(mode: OrtMode | str, threads: int | None = None):
+    """`onnxruntime.SessionOptions` for a resolved `mode` (full optimisations; Q/DQ unfused when as-quantized)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if OrtMode(mode) is OrtMode.as_quantized:
+        opts.add_session_config_entry(DISABLE_QDQ_FUSION, "1")
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return opts
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_int8_support() -> dict[str, object]:
+    """This CPU's int8 dot-product support (see `int8_support_from`), read once from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            cpuinfo = f.read()
+    except OSError:
+        cpuinfo = ""
+    return int8_support_from(cpuinfo, platform.machine())
+
+
+def int8_support_from(cpuinfo: str, machine: str) -> dict[str, object]:
+    """Int8 dot-product support from the text of /proc/cpuinfo and the machine name.
+
+    `vnni`: True/False on x86 with readable flags, None where it cannot be told (other systems).
+    `saturation_risk`: x86 without VNNI, where ORT's u8s8 kernels (AVX2 VPMADDUBSW) can saturate.
+    """
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags") and ":" in line:
+            flags = set(line.split(":", 1)[1].split())
+            break
+    machine = machine.lower()
+    known = machine in ("x86_64", "amd64", "i686", "i386") and bool(flags)
+    vnni = sorted(flags & set(VNNI_FLAGS))
+    return {
+        "machine": machine,
+        "vnni": bool(vnni) if known else None,
+        "vnni_flags": vnni,
+        "avx2": "avx2" in flags if known else None,
+        "saturation_risk": known and not vnni,
+    }
 
 
 class OrtRunner(Runner):
-    """Runs an ONNX file with ONNX Runtime on `device` ("cpu" or "cuda")."""
+    """Runs an ONNX file with ONNX Runtime on `device` ("cpu" or "cuda").
 
-    def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int | None = None, name: str | None = None):
+    `mode` (see the module doc): `auto` evaluates a Q/DQ graph as quantized and any other graph
+    with ONNX Runtime's full optimisations; `mode_label` says which, for reports.
+    """
+
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        device: str = "cpu",
+        threads: int | None = None,
+        name: str | None = None,
+        mode: OrtMode | str = OrtMode.auto,
+    ):
         super().__init__()
         if device not in _PROVIDERS:
-            raise ValueError(f"device={device!r}: OrtRunner supports {sorted(_PROVIDERS)}")
+            raise IntiExportError(f"device={device!r}: OrtRunner supports {', '.join(sorted(_PROVIDERS))}")
         self.onnx_path, self.device, self.threads = Path(onnx_path), device, threads
         self.name = name or f"ort-{device}"
+        self._requested = parse_mode(mode)
+        self._mode: OrtMode | None = None if self._requested is OrtMode.auto else self._requested
         self._sess = None
+
+    @property
+    def mode(self) -> OrtMode:
+        """The resolved mode (reads the graph once when `auto`)."""
+        if self._mode is None:
+            self._mode = resolve_mode(self.onnx_path, self._requested)
+        return self._mode
+
+    @property
+    def mode_label(self) -> str:
+        """A short human description of how this runner evaluates the graph."""
+        return MODE_LABELS[self.mode]
 
     def activate_impl(self) -> None:
         import onnxruntime as ort
@@ -34,11 +168,7 @@ class OrtRunner(Runner):
                 f"ONNX Runtime has no {provider} here (available: {ort.get_available_providers()}); "
                 "install the GPU build with `pip install 'inti-export[gpu]'`"
             )
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
+        opts = session_options(self.mode, self.threads)
         self._sess = ort.InferenceSession(str(self.onnx_path), opts, providers=[provider])
 
     def deactivate_impl(self) -> None:
@@ -46,7 +176,8 @@ class OrtRunner(Runner):
 
     def input_specs(self) -> list[TensorSpec]:
         return [
-            TensorSpec(i.name, np.dtype(_ORT_TYPES.get(i.type, np.float32)), tuple(d if isinstance(d, int) else None for d in i.shape))
+            TensorSpec(i.name, np.dtype(_ORT_TYPES.get(i.type, np.float32)),
+                       tuple(d if isinstance(d, int) else None for d in i.shape))
             for i in self._sess.get_inputs()
         ]
 
@@ -55,7 +186,7 @@ class OrtRunner(Runner):
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = self.output_names()
-        return dict(zip(names, self._sess.run(names, feed)))
+        return dict(zip(names, self._sess.run(names, feed), strict=True))
 
 
 def default_threads() -> int:

@@ -227,6 +227,17 @@ def _warmup_clip(artifact: Artifact) -> tuple[str, np.ndarray] | None:
     return None
 
 
+def _outputs(cfg, artifact, labels, folder: Path) -> None:
+    """The artifact's outputs; a class output of len(labels) gets Triton's label file for top-k."""
+    for t in artifact.outputs:
+        out = cfg.output.add()
+        _dims(out, t)
+        if labels and len(t.dims) == 1 and t.dims[0] == len(labels):
+            out.label_filename = LABELS_FILE
+    if labels:
+        (folder / LABELS_FILE).write_text("\n".join(labels) + "\n")
+
+
 def _dims(message, tensor) -> None:
     message.name = tensor.name
     message.data_type = model_config_pb2().DataType.Value(tensor.triton_dtype)
@@ -271,13 +282,7 @@ def _write_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name,
     _common(pb, cfg, name, max_batch, config)
     for t in artifact.inputs:
         _dims(cfg.input.add(), t)
-    for t in artifact.outputs:
-        out = cfg.output.add()
-        _dims(out, t)
-        if labels and len(t.dims) == 1 and t.dims[0] == len(labels):
-            out.label_filename = LABELS_FILE
-    if labels:
-        (folder / LABELS_FILE).write_text("\n".join(labels) + "\n")
+    _outputs(cfg, artifact, labels, folder)
     _parameters(
         cfg,
         {"preprocess": json.dumps(artifact.preprocess), "preset": str(artifact.metadata.get(vocab.META_PRESET, ""))},
@@ -336,13 +341,7 @@ def _write_ensemble(
     i = cfg.input.add()
     i.name, i.data_type = VIDEO_BYTES, pb.TYPE_STRING
     i.dims.append(1)
-    for t in artifact.outputs:
-        out = cfg.output.add()
-        _dims(out, t)
-        if labels and len(t.dims) == 1 and t.dims[0] == len(labels):
-            out.label_filename = LABELS_FILE
-    if labels:
-        (folder / LABELS_FILE).write_text("\n".join(labels) + "\n")
+    _outputs(cfg, artifact, labels, folder)
     decode = cfg.ensemble_scheduling.step.add()
     decode.model_name, decode.model_version = video_model, -1
     decode.input_map[VIDEO_BYTES] = VIDEO_BYTES

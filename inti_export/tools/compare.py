@@ -77,7 +77,7 @@ def agreement(test: np.ndarray, ref: np.ndarray, logits: bool) -> tuple[float, f
         top1 = float((test.argmax(1) == ref.argmax(1)).mean())
         k = min(5, test.shape[1])
         t5, r5 = np.argsort(-test, 1)[:, :k], np.argsort(-ref, 1)[:, :k]
-        top5 = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(t5, r5)]))
+        top5 = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(t5, r5, strict=True)]))
         return top1, top5
     if len(ref) < 2:
         return 1.0, None

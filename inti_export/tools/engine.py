@@ -54,17 +54,10 @@ def convert_and_build(
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     check_engine_paths(onnx_path, engine_path, config.timing_cache)  # before the conversion's work
     check_engine_paths(onnx_path, converted)  # the converted ONNX must not overwrite the input either
-    try:
-        from inti_export.calibration.precision import convert_precision
-    except ImportError as e:
-        if e.name != "inti_export.calibration.precision":
-            raise
-        raise EngineError(
-            f"precision {precision} needs the calibration module (inti_export.calibration.precision."
-            f"convert_precision), which this install lacks: pass an ONNX already converted to {precision}"
-        ) from e
+    from inti_export.calibration.precision import convert_precision
+
     log.info("converting %s to %s -> %s", onnx_path, precision, converted)
-    convert_precision(onnx_path, precision, converted, calib_data=calib_data)
+    convert_precision(onnx_path, precision, converted, calib_data=calib_data, allow_foreign=config.allow_foreign)
     got = onnx_precision({p.key: p.value for p in read_onnx(converted).metadata_props}, str(converted))
     if got != precision:
         raise EngineError(f"convert_precision wrote {converted} with {META_PRECISION}={got!r}, expected {precision!r}")

@@ -31,7 +31,9 @@ def onnx_metadata(onnx_path: str | Path, *, allow_foreign: bool = False, what: s
     try:
         meta = read_metadata(path)
     except Exception as e:
-        raise IntiExportError(f"{path} is not a readable ONNX file ({one_line(e, 160)}): export it with `inti-export onnx`") from e
+        raise IntiExportError(
+            f"{path} is not a readable ONNX file ({one_line(e, 160)}): export it with `inti-export onnx`"
+        ) from e
     if META_VERSION not in meta and not allow_foreign:
         raise IntiExportError(
             f"{path} has no {META_VERSION} metadata, so inti-export did not write it: export it with"

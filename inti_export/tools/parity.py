@@ -68,6 +68,7 @@ class ParityReport:
     passed: bool = False
     schema: str = PARITY_SCHEMA
     versions: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # runner -> how it evaluated (e.g. Q/DQ as quantised)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,7 +120,9 @@ def torch_boundaries(model, video: np.ndarray) -> dict[str, np.ndarray]:
     return captured
 
 
-def localize_divergence(model, onnx_path: str | Path, video: np.ndarray, tol: Tolerance, runner_name: str = "ort-cpu") -> Divergence:
+def localize_divergence(
+    model, onnx_path: str | Path, video: np.ndarray, tol: Tolerance, runner_name: str = "ort-cpu"
+) -> Divergence:
     """Run a debug copy of the ONNX with intermediate outputs and find the first boundary that diverges."""
     import onnx_ir as ir
 
@@ -194,6 +197,7 @@ def run_parity(
         except IntiExportError as e:
             skipped["trt"] = str(e)
     results: dict[str, dict[str, np.ndarray]] = {}
+    notes = {r.name: r.mode_label for r in runners if isinstance(r, OrtRunner)}
     for r in runners:
         try:
             with r:
@@ -231,6 +235,7 @@ def run_parity(
         divergence=divergence,
         passed=bool(comparisons) and all(c.passed for c in comparisons) and (allow_skip or not skipped),
         versions=package_versions(),
+        notes=notes,
     )
     return report
 

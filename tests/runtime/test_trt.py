@@ -10,7 +10,6 @@ import importlib.util
 import json
 import shutil
 import signal
-import sys
 import threading
 import time
 
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from inti_export.errors import EngineError, Interrupted, RuntimeUnavailableError
+from inti_export.errors import EngineError, Interrupted, IntiExportError, RuntimeUnavailableError
 from inti_export.fileio import sha256_file
 from inti_export.runtime.manifest import load_manifest, manifest_path
 from inti_export.runtime.trt import (
@@ -225,15 +224,14 @@ def test_precision_metadata_checked(tmp_path, test_model_factory):
         build_engine(tmp_path / "fp12.onnx", tmp_path / "fp12.engine", BuildConfig(runtime=RUNTIME))
 
 
-def test_convert_and_build(test_onnx, test_onnx_fp16, tmp_path, monkeypatch):
+def test_convert_and_build(test_onnx, test_onnx_fp16, foreign_onnx, tmp_path):
     m = convert_and_build(test_onnx_fp16, tmp_path / "a.engine", BuildConfig(runtime=RUNTIME), "fp16")
     assert m.precision == "fp16"  # already FP16: built directly
     with pytest.raises(EngineError, match="unknown precision"):
         convert_and_build(test_onnx, tmp_path / "b.engine", BuildConfig(runtime=RUNTIME), "fp4")
-    monkeypatch.setitem(sys.modules, "inti_export.calibration.precision", None)  # module absent
-    with pytest.raises(EngineError, match="precision int8 needs the calibration module"):
-        convert_and_build(test_onnx, tmp_path / "c.engine", BuildConfig(runtime=RUNTIME), "int8")
-    assert not (tmp_path / "c.engine").exists()
+    with pytest.raises(IntiExportError, match="has no inti.version metadata"):  # the conversion keeps trt's rule
+        convert_and_build(foreign_onnx, tmp_path / "c.engine", BuildConfig(runtime=RUNTIME), "fp16")
+    assert not (tmp_path / "c.engine").exists() and not (tmp_path / "c.fp16.onnx").exists()
 
 
 # -- checking ---------------------------------------------------------------------------------

@@ -2,12 +2,16 @@
 
 What TensorRT-RTX 1.7 accepts is recorded in docs/benchmarks.md; the engines are not run here
 (no GPU), so these tests check the network TensorRT parsed: precision, inlined InTI functions.
+FP16 and INT8 (onnxruntime, cheap) go through `convert_and_build`'s own conversion; BF16 and FP8
+(ModelOpt, slow) reuse the files tests/calibration/test_precision.py converted in this session when
+it ran first, and convert them here otherwise. Each engine is built once.
 """
 
 from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 import pytest
 
 from inti_export.errors import RuntimeUnavailableError
@@ -24,7 +28,9 @@ def _rtx_reason() -> str | None:
 
 
 HAS_MODELOPT = importlib.util.find_spec("modelopt") is not None
-NEEDS_MODELOPT = pytest.mark.skipif(not HAS_MODELOPT, reason="NVIDIA ModelOpt not installed (pip install 'inti-export[quant]')")
+NEEDS_MODELOPT = pytest.mark.skipif(
+    not HAS_MODELOPT, reason="NVIDIA ModelOpt not installed (pip install 'inti-export[quant]')"
+)
 
 CASES = [
     pytest.param("fp16", "HALF", True, id="fp16"),
@@ -32,26 +38,40 @@ CASES = [
     pytest.param("bf16", "BF16", False, id="bf16", marks=NEEDS_MODELOPT),  # ModelOpt AutoCast inlines InTI first
     pytest.param("fp8", "FP8", True, id="fp8", marks=NEEDS_MODELOPT),
 ]
+CONVERTED_HERE = ("fp16", "int8")  # by convert_and_build from the FP32 export
+
+
+def modelopt_file(tmp_path_factory, fp32, precision, calib):
+    """test-tiny in `precision` by ModelOpt: the session's shared copy, converted here if absent."""
+    from inti_export.calibration.precision import convert_precision
+
+    path = tmp_path_factory.getbasetemp() / "tiny-precisions" / f"test-tiny.{precision}.modelopt.onnx"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        convert_precision(fp32, precision, path, calib, backend="modelopt")
+    return path
 
 
 @pytest.mark.trt
 @pytest.mark.skipif(_rtx_reason() is not None, reason=f"TensorRT-RTX not importable: {_rtx_reason()}")
 @pytest.mark.parametrize("precision, trt_dtype, function_kept", CASES)
-def test_engine_in_precision(tmp_path, tiny_onnx, tiny_clips, precision, trt_dtype, function_kept):
-    import numpy as np
-
+def test_engine_in_precision(tmp_path_factory, tmp_path, tiny_onnx, tiny_clips, precision, trt_dtype, function_kept):
     from inti_export.runtime.trt import BuildConfig, check_engine
     from inti_export.tools.engine import convert_and_build
 
     calib = tmp_path / "calib.npz"
     np.savez(calib, video=tiny_clips.clips)
     engine = tmp_path / f"tiny.{precision}.engine"
-    m = convert_and_build(
-        tiny_onnx.onnx_path, engine, BuildConfig(runtime="tensorrt-rtx", batch=(1, 2, 4)), precision=precision, calib_data=calib
-    )
+    source = tiny_onnx.onnx_path
+    if precision not in CONVERTED_HERE:
+        source = modelopt_file(tmp_path_factory, tiny_onnx.onnx_path, precision, calib)
+    m = convert_and_build(source, engine, BuildConfig(runtime="tensorrt-rtx", batch=(1, 2, 4)), precision=precision,
+                          calib_data=calib)
     assert m.precision == precision and m.runtime == "tensorrt-rtx"
     assert m.onnx_metadata["inti.precision"] == precision
-    assert (tmp_path / f"tiny.{precision}.{precision}.onnx").exists() or m.onnx_file.endswith(f".{precision}.onnx")
+    # converted beside the engine when the source was FP32; built as given when already in `precision`
+    expected = tmp_path / f"tiny.{precision}.{precision}.onnx" if precision in CONVERTED_HERE else source
+    assert m.onnx_file == str(expected) and expected.exists()
     summary = m.network_summary
     assert summary["output_dtypes"].get(trt_dtype, 0) > 0, summary["output_dtypes"]
     assert summary["plugin_layers"] == []

@@ -31,6 +31,7 @@ def test_parity_passes_on_real_clips(tiny_model, tiny_onnx, tiny_clips):
     (c,) = report.comparisons
     assert c.rel_to_scale < 1e-4 and c.cosine_min > 0.99999 and c.top1_agreement == 1.0
     assert report.divergence is None
+    assert report.notes["ort-cpu"].startswith("as executed")
 
 
 def test_perturbed_weight_fails_and_names_block(tmp_path, tiny_model, tiny_onnx, tiny_clips):
