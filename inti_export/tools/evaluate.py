@@ -63,6 +63,10 @@ def labelled_clips(cfg, videos: str | Path, labels_path: str | Path) -> tuple[np
     from inti_export.calibration.clips import find_videos, load_clips, preprocess_for
     from inti_export.tasks.motion import read_labels
 
+    if cfg.num_classes == 0:
+        raise IntiExportError(
+            f"preset {cfg.name} has no classifier head (num_classes=0): accuracy needs a preset with num_classes"
+        )
     labels = read_labels(labels_path)
     files = {p.name: p for p in find_videos(videos)}
     missing = sorted(set(labels) - set(files))

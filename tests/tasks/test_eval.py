@@ -167,3 +167,10 @@ def test_cli_names_missing_labelled_video(tmp_path):
     res = CliRunner().invoke(app, ["eval", "--preset", "task-inti", "--videos", str(tmp_path)])
     assert res.exit_code == 1
     assert "nope.mp4" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_cli_refuses_a_preset_without_classes(tmp_path):
+    make_split(tmp_path, "val", 1)
+    res = CliRunner().invoke(app, ["eval", "--preset", "test-tiny", "--videos", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "no classifier head" in res.output and len(res.output.strip().splitlines()) == 1
