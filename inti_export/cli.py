@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "inti_export.tools.cli_pipeline",  # pipeline
     "inti_export.tools.cli_serve",  # triton-repo, serve, infer
     "inti_export.tools.cli_embed",  # embed
+    "inti_export.tools.cli_eval",  # eval, task
     "inti_export.tools.cli_optimize",  # optimize
 )
 
