@@ -120,9 +120,9 @@ class ModelSource:
 
     def make_runner(self):
         """A fresh, inactive Runner (bench's runner factory, so every command builds them alike)."""
-        from inti_export.tools.bench import _make_runner
+        from inti_export.runtime.factory import make_runner
 
         model = self.model() if self.preset is not None else None
         onnx = None if self.is_engine else self.artifact
         engine = self.artifact if self.is_engine else None
-        return _make_runner(self.kind, model, onnx, engine, self.device, self.threads, "fp32")
+        return make_runner(self.kind, model, onnx, engine, self.device, self.threads, "fp32")

@@ -22,6 +22,7 @@ from inti_export.errors import IntiExportError, one_line
 from inti_export.fileio import atomic_output
 from inti_export.models import create_model
 from inti_export.models.config import get_config
+from inti_export.runtime.factory import make_runner
 from inti_export.vocab import INPUT_NAME, RunnerKind, package_versions, values
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ def _time_interleaved(kind, variants, batch, iters, warmup, device, threads, pre
     with contextlib.ExitStack() as stack:
         runs = []
         for _, vcfg, model, vonnx, vengine, _ in variants:
-            runner = stack.enter_context(_make_runner(kind, model, vonnx, vengine, device, threads, precision))
+            runner = stack.enter_context(
+                make_runner(kind, model, vonnx, vengine, device, threads, precision, ort_mode="as-executed")
+            )
             shape = (batch, vcfg.frames, 3, vcfg.image_size, vcfg.image_size)
             runs.append((runner, {INPUT_NAME: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}))
         return [(runner.name, times) for (runner, _), times in zip(runs, time_runs(runs, iters, warmup), strict=True)]
@@ -139,34 +142,6 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def _make_runner(
-    kind: str, model, onnx_path: Path | None, engine_path: Path | None, device: str, threads: int, precision: str,
-    ort_mode: str | None = None,
-):
-    """The runner of `kind`; `ort_mode` (ORT runners) says how a Q/DQ graph is evaluated (runtime/ort_runner.py)."""
-    from inti_export.runtime.ort_runner import OrtRunner
-    from inti_export.runtime.torch_runner import TorchRunner
-
-    if kind == "torch":
-        return TorchRunner(model, device=device, precision=precision)
-    if kind == "torch-compile":
-        return TorchRunner(model, device=device, compile=True, precision=precision)
-    if kind == "torch-kernel":  # the fused Triton blend kernel on CUDA (the reference on CPU)
-        return TorchRunner(model, device=device, precision=precision, blend_kernel=True)
-    mode = {} if ort_mode is None else {"mode": ort_mode}
-    if kind == "ort":
-        return OrtRunner(onnx_path, device="cpu", threads=threads, **mode)
-    if kind == "ort-cuda":
-        return OrtRunner(onnx_path, device="cuda", **mode)
-    if kind == "trt":
-        if engine_path is None:
-            raise IntiExportError("runner 'trt' needs --engine")
-        from inti_export.runtime.trt import TrtRunner
-
-        return TrtRunner(engine_path)
-    raise IntiExportError(f"unknown runner {kind!r}; use one of {', '.join(RUNNER_KINDS)}")
-
-
 def check_bench_options(runners, batches, iters, warmup, engine_path, device, precision) -> None:
     """One line naming the bad value, before any model is built."""
     bad = [r for r in runners if r not in RUNNER_KINDS]
@@ -175,7 +150,9 @@ def check_bench_options(runners, batches, iters, warmup, engine_path, device, pr
     if not runners:
         raise IntiExportError("no runner given: use one or more of " + ", ".join(RUNNER_KINDS))
     if iters < 1 or warmup < 0 or not batches or any(b < 1 for b in batches):
-        raise IntiExportError(f"iters={iters}, warmup={warmup}, batches={list(batches)}: need iters >= 1, warmup >= 0, batch >= 1")
+        raise IntiExportError(
+            f"iters={iters}, warmup={warmup}, batches={list(batches)}: need iters >= 1, warmup >= 0, batch >= 1"
+        )
     if "trt" in runners and engine_path is None:
         raise IntiExportError("runner 'trt' needs --engine ENGINE (build one with `inti-export trt`)")
     if engine_path is not None and not Path(engine_path).is_file():
@@ -235,7 +212,7 @@ def run_bench(
                     skipped[kind] = one_line(e)
                     logger.warning("skipping %s: %s", kind, skipped[kind])
                     break
-                for (name, _, _, _, _, gflops), (runner_name, t) in zip(active, times):
+                for (name, _, _, _, _, gflops), (runner_name, t) in zip(active, times, strict=True):
                     rows.append(summarise(t, name, runner_name, batch, warmup, gflops))
     speedups = _speedups(rows, preset, variants[1][0]) if compare_naive else []
     return BenchReport(rows, speedups, skipped, machine_info(), package_versions(), threads)

@@ -59,14 +59,17 @@ def bench(
     preset: Annotated[str, typer.Option("--preset", "-p", help="Model preset.")] = "inti-b16",
     onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX for the ort runners (default: export one).")] = None,
     engine: Annotated[Path | None, typer.Option("--engine", help="TensorRT engine for the trt runner.")] = None,
-    runners: Annotated[str, typer.Option(help="Comma-separated: torch, torch-compile, torch-kernel, ort, ort-cuda, trt.")] = "torch,ort",
+    runners: Annotated[str, typer.Option(
+        help="Comma-separated: torch, torch-compile, torch-kernel, ort, ort-cuda, trt.")] = "torch,ort",
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1",
     iters: Annotated[int, typer.Option(help="Timed runs per measurement.", min=1)] = 10,
     warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 2,
     threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch and ONNX Runtime.", min=1)] = None,
     device: Annotated[Device, typer.Option(help="PyTorch device.")] = Device.cpu,
     precision: Annotated[TorchPrecision, typer.Option(help="PyTorch precision.")] = TorchPrecision.fp32,
-    compare_naive: Annotated[bool, typer.Option("--compare-naive", help="Also run the naive preset; report the speed-up.")] = False,
+    compare_naive: Annotated[
+        bool, typer.Option("--compare-naive", help="Also run the naive preset; report the speed-up.")
+    ] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")] = None,
 ) -> None:

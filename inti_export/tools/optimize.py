@@ -686,7 +686,7 @@ def _unsupported(runner: str, precision: str) -> str | None:
 
 def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
     """Make (or take from the cache) one candidate: its artifact, accuracy and speed."""
-    from inti_export.tools.bench import _make_runner
+    from inti_export.runtime.factory import make_runner
 
     o = run.opts
     base_id = f"{runner_kind}-{precision}"
@@ -721,7 +721,7 @@ def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
                                 "command": command, "environment": run.env}
         model = copy.deepcopy(run.model) if runner_kind in TORCH_KINDS else None
         try:
-            runner = _make_runner(runner_kind, model, onnx_path, engine_path, "cpu", run.env["threads"],
+            runner = make_runner(runner_kind, model, onnx_path, engine_path, "cpu", run.env["threads"],
                                   precision if runner_kind in TORCH_KINDS else "fp32", ort_mode=ort_mode)
             runner.activate()
         except Exception as e:  # noqa: BLE001 - a runtime that cannot load here: reported, never chosen
