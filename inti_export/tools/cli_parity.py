@@ -65,7 +65,7 @@ def parity(
     with cli_errors():
         from inti_export.fileio import check_output_path, write_json
         from inti_export.models.config import get_config
-        from inti_export.tools.inputs import check_inputs_exist, clips_for, model_for, onnx_metadata
+        from inti_export.tools.inputs import artifact_metadata, check_inputs_exist, clips_for, model_for
         from inti_export.tools.parity import run_parity
 
         if onnx is None and engine is None:
@@ -73,16 +73,9 @@ def parity(
         if preset is not None:
             get_config(preset)
         check_inputs_exist(checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos, engine=engine)
-        meta = onnx_metadata(onnx, allow_foreign=allow_foreign, what="--onnx") if onnx is not None else None
+        meta = artifact_metadata(onnx, engine, allow_foreign=allow_foreign)
         if report is not None:
             check_output_path(report, "--report", inputs=[onnx, engine, checkpoint, clip_checkpoint])
-        if onnx is None:
-            from inti_export.runtime.trt import verify_engine_artifact
-
-            meta = verify_engine_artifact(engine).onnx_metadata  # the engine's own ONNX metadata, checked
-            from inti_export.vocab import decode_metadata
-
-            meta = decode_metadata(meta)
         model = model_for(preset, onnx, checkpoint, clip_checkpoint, meta=meta)
         video, names = clips_for(model.cfg, videos, random, clips)
         result = run_parity(

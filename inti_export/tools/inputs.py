@@ -14,7 +14,7 @@ import numpy as np
 
 from inti_export.errors import IntiExportError, PresetError, one_line
 from inti_export.models.config import ModelConfig
-from inti_export.vocab import META_CONFIG, META_VERSION, read_metadata
+from inti_export.vocab import META_CONFIG, META_VERSION, decode_metadata, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,15 @@ def onnx_metadata(onnx_path: str | Path, *, allow_foreign: bool = False, what: s
             " `inti-export onnx`, or pass --allow-foreign"
         )
     return meta
+
+
+def artifact_metadata(onnx_path: Path | None, engine_path: Path | None, *, allow_foreign: bool = False) -> dict[str, Any]:
+    """The `inti.*` metadata of the ONNX, else of the ONNX the engine was built from (its manifest, checked)."""
+    if onnx_path is not None:
+        return onnx_metadata(onnx_path, allow_foreign=allow_foreign, what="--onnx")
+    from inti_export.runtime.trt import verify_engine_artifact
+
+    return decode_metadata(verify_engine_artifact(engine_path).onnx_metadata)
 
 
 def check_inputs_exist(**paths: Path | None) -> None:
