@@ -70,3 +70,34 @@ def one_line(value: object, limit: int = 400) -> str:
         return type(value).__name__
     text = " ".join(text.splitlines()[0].split()) if text else ""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Deferral:
+    depth = 0  # > 0: a signal is recorded instead of raised (the main thread is inside native code's callbacks)
+    pending: int | None = None
+
+
+def interrupt_handler(signum, frame) -> None:
+    """SIGINT/SIGTERM handler the CLI installs: raise `Interrupted`, or record it while deferred."""
+    if _Deferral.depth:
+        _Deferral.pending = signum
+        return
+    raise Interrupted(signum)
+
+
+class defer_interrupts:
+    """Inside the block an interrupt is recorded, then raised when the block ends.
+
+    For main-thread calls into native code that calls back into Python (TensorRT's parser calls the
+    logger): an exception raised inside such a callback is swallowed by the native side.
+    """
+
+    def __enter__(self) -> None:
+        _Deferral.depth += 1
+
+    def __exit__(self, *exc) -> None:
+        _Deferral.depth -= 1
+        if not _Deferral.depth and _Deferral.pending is not None:
+            signum, _Deferral.pending = _Deferral.pending, None
+            if exc[0] is None:
+                raise Interrupted(signum)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import typer
 from typer.core import TyperGroup
 
-from inti_export.errors import Interrupted, IntiExportError, one_line
+from inti_export.errors import Interrupted, IntiExportError, interrupt_handler, one_line
 
 # The click that typer runs on (recent typer versions vendor their own copy): its exception base class.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -46,10 +46,6 @@ class OneLineErrors(TyperGroup):
         return rv
 
 
-def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted(signum)
-
-
 @contextlib.contextmanager
 def interrupt_signals() -> Iterator[None]:
     """While a command runs, SIGINT and SIGTERM raise `Interrupted` in the main thread, so every write
@@ -57,7 +53,7 @@ def interrupt_signals() -> Iterator[None]:
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            previous[sig] = signal.signal(sig, _raise_interrupted)
+            previous[sig] = signal.signal(sig, interrupt_handler)
         except ValueError:  # not the main thread (e.g. a test runner's worker): leave it alone
             pass
     try:

@@ -28,7 +28,7 @@ PAPER_GFLOPS = {  # Table 1 of the paper
 
 
 def test_presets_listed():
-    assert set(PAPER_GFLOPS) | {"test-tiny"} == set(list_presets())
+    assert set(PAPER_GFLOPS) | {"test-tiny", "task-inti", "task-naive"} == set(list_presets())
     assert get_config("inti-b16").insert_before == (5, 7)
     assert get_config("inti-l14").insert_before == (10, 14)
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from inti_export.errors import EngineError, IntiExportError, one_line
+from inti_export.errors import EngineError, IntiExportError, defer_interrupts, one_line
 from inti_export.fileio import atomic_output, check_output_path, sha256_file, write_atomic
 from inti_export.runtime.manifest import EngineManifest, manifest_path
 from inti_export.runtime.trt.config import (
@@ -42,6 +42,7 @@ from inti_export.runtime.trt.loader import (
     create,
     load_trt_module,
     logged_errors,
+    raise_deferred_interrupt,
     runtime_label,
     runtime_name,
     trt_logger,
@@ -121,10 +122,9 @@ def build_engine(
     log.info("building %s from %s with %s (%s)", engine_path, onnx_path, label, precision)
 
     start = time.perf_counter()
-    builder = create(trt.Builder, logger, f"could not create a {label} builder", trt)
-    network = builder.create_network(_network_flags(trt))
-    parser = trt.OnnxParser(network, logger)
-    _parse(trt, parser, onnx_path, model, plugin_module, logger)
+    with defer_interrupts():  # TensorRT calls the logger from this thread while it creates and parses
+        builder, network = _parsed_network(trt, logger, label, onnx_path, model, plugin_module)
+    raise_deferred_interrupt()  # one that landed in the logger callback itself
     layers = network_layers(network)
     summary = network_summary(layers, model)
     if plugins and len(summary["plugin_layers"]) < len(function_nodes(model)):
@@ -145,6 +145,7 @@ def build_engine(
     ccs, cc_source = _set_compute_capabilities(trt, bconfig, config.compute_capabilities)
     cache_info = _load_timing_cache(trt, bconfig, config.timing_cache)
 
+    raise_deferred_interrupt()
     serialized = _build_cancellable(trt, builder, network, bconfig, progress, cancel, engine_path)
     if serialized is None:
         raise EngineError(f"{label} could not build an engine from {onnx_path}: {logged_errors(logger)}")
@@ -184,6 +185,14 @@ def build_engine(
         manifest.save(engine_path)  # the manifest lands just before the engine it describes
     log.info("wrote %s (%.1f MiB) in %.1f s", engine_path, manifest.engine_size / 2**20, build_time)
     return manifest
+
+
+def _parsed_network(trt, logger, label: str, onnx_path: Path, model, plugin_module):
+    builder = create(trt.Builder, logger, f"could not create a {label} builder", trt)
+    network = builder.create_network(_network_flags(trt))
+    parser = trt.OnnxParser(network, logger)
+    _parse(trt, parser, onnx_path, model, plugin_module, logger)
+    return builder, network
 
 
 def _build_cancellable(trt, builder, network, bconfig, progress, cancel, engine_path: Path):

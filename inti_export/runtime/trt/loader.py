@@ -109,20 +109,36 @@ def trt_logger(trt, verbosity: str = Verbosity.warning.value):
                 self.errors: list[str] = []
 
             def log(self, severity, msg):
-                level = _SEVERITY_LEVELS.get(getattr(severity, "name", ""), logging.ERROR)
-                if _INLINED_NAME_CLASH in msg:
-                    level = logging.DEBUG
-                elif _BUILD_CANCELED in msg:
-                    level = logging.INFO
-                if level >= logging.ERROR:
-                    self.errors.append(one_line(msg))
-                if level >= self.level:
-                    _trt_log.log(level, "%s", msg)
+                try:
+                    level = _SEVERITY_LEVELS.get(getattr(severity, "name", ""), logging.ERROR)
+                    if _INLINED_NAME_CLASH in msg:
+                        level = logging.DEBUG
+                    elif _BUILD_CANCELED in msg:
+                        level = logging.INFO
+                    if level >= logging.ERROR:
+                        self.errors.append(one_line(msg))
+                    if level >= self.level:
+                        _trt_log.log(level, "%s", msg)
+                except KeyboardInterrupt as e:
+                    # a SIGINT/SIGTERM handler ran inside this callback (TensorRT called it from the main
+                    # thread, e.g. while parsing): TensorRT would swallow it, so keep it for the caller
+                    _DEFERRED.append(e)
 
         logger = _LOGGERS[trt.__name__] = _Logger()
     logger.level = VERBOSITY_LEVELS[getattr(verbosity, "value", verbosity)]
     logger.errors.clear()
     return logger
+
+
+_DEFERRED: list[BaseException] = []  # interrupts caught inside TensorRT callbacks, re-raised by the caller
+
+
+def raise_deferred_interrupt() -> None:
+    """Re-raise an interrupt that arrived while TensorRT ran one of our callbacks in this thread."""
+    if _DEFERRED:
+        e = _DEFERRED.pop()
+        _DEFERRED.clear()
+        raise e
 
 
 def logged_errors(logger) -> str:
