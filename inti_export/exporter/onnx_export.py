@@ -18,6 +18,7 @@ import inti_export
 from inti_export.errors import ExportError, one_line
 from inti_export.exporter import functions, passes
 from inti_export.fileio import atomic_output, check_output_path, sha256_file, write_json
+from inti_export.metrics import cosine_per_sample
 from inti_export.models import compute_mode
 from inti_export.models.video_vit import InTIVideoModel
 from inti_export.plugins import torch_op as _inti_op  # noqa: F401  registers torch.ops.inti.token_interpolate
@@ -156,8 +157,7 @@ def verify_onnx(
         want = model(torch.from_numpy(clips)).numpy()
     err = float(np.abs(got - want).max())
     scale = float(np.abs(want).max()) or 1.0
-    a, b = got.reshape(len(got), -1).astype(np.float64), want.reshape(len(want), -1).astype(np.float64)
-    cos = float(np.min((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)))
+    cos = float(cosine_per_sample(got, want).min())
     passed = err / scale < REL_TOL and cos > COSINE_MIN
     return Verification(list(clip_names or []), err, scale, err / scale, cos, passed)
 
