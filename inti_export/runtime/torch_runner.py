@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import platform
+
 import numpy as np
 import torch
 
@@ -11,6 +14,36 @@ from inti_export.runtime.base import Runner, TensorSpec
 from inti_export.vocab import INPUT_NAME
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# CPU flags of native half-precision matrix arithmetic. Without them PyTorch's CPU matmul in that
+# dtype is emulated: about 80x slower than FP32 on an AVX2 EPYC (docs/benchmarks.md, "PyTorch FP16 on the CPU").
+NATIVE_HALF_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16", "asimdhp"), "bf16": ("avx512_bf16", "amx_bf16", "bf16")}
+
+
+def native_half_from(cpuinfo: str, precision: str) -> bool | None:
+    """Whether /proc/cpuinfo's text lists a native `precision` flag; None when it lists no flags at all."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.split(":", 1)[0].strip() in ("flags", "Features") and ":" in line:
+            flags |= set(line.split(":", 1)[1].split())
+    if not flags:
+        return None
+    return bool(flags & set(NATIVE_HALF_FLAGS[precision]))
+
+
+@functools.lru_cache(maxsize=4)
+def emulated_on_cpu(precision: str) -> str | None:
+    """Why PyTorch `precision` would be emulated on this CPU (a reason to print), or None when native or unknown."""
+    if precision not in NATIVE_HALF_FLAGS:
+        return None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            native = native_half_from(f.read(), precision)
+    except OSError:
+        return None
+    if native is not False:
+        return None
+    return (f"this {platform.machine()} CPU has no native {precision.upper()} matrix arithmetic "
+            f"({' / '.join(NATIVE_HALF_FLAGS[precision][:2])}): PyTorch emulates it, about 80x slower than FP32")
 
 
 class TorchRunner(Runner):

@@ -73,6 +73,9 @@ def optimize(
     threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch and ONNX Runtime.", min=1)] = None,
     clips: Annotated[int, typer.Option(help="Held-out clips for accuracy.", min=2)] = 4,
     calib_clips: Annotated[int, typer.Option(help="Calibration clips for INT8/FP8.", min=1)] = 8,
+    run_emulated: Annotated[
+        bool, typer.Option(help="Run PyTorch FP16/BF16 even where the CPU only emulates them (about 80x slower).")
+    ] = False,
 ) -> None:
     """Search runners x precisions x batch sizes; keep the fastest candidate that passes the accuracy gate."""
     out = console()
@@ -88,6 +91,7 @@ def optimize(
             batches=_ints(batch, "--batch") if batch is not None else None, objective=objective.value,
             max_latency_ms=max_latency_ms, min_cosine=min_cosine, min_top1=min_top1, triton_repo=triton_repo,
             iters=iters, warmup=warmup, threads=threads, clips=clips, calib_clips=calib_clips,
+            run_emulated=run_emulated,
         )
         check_options(output, opts)
         total = len(opts.runners) * len(opts.precisions)

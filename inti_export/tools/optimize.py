@@ -91,6 +91,7 @@ class OptimizeOptions:
     threads: int | None = None
     clips: int = 4  # held-out clips for accuracy
     calib_clips: int = 8  # calibration clips for INT8/FP8
+    run_emulated: bool = False  # run PyTorch FP16/BF16 even on a CPU that only emulates them
 
 
 @dataclass
@@ -568,7 +569,9 @@ def _command(opts: OptimizeOptions, out: Path, runners: tuple[str, ...], precisi
     elif opts.max_latency_ms is not None:
         args += ["--max-latency-ms", str(opts.max_latency_ms)]
     args += ["--iters", str(opts.iters), "--warmup", str(opts.warmup), "--clips", str(opts.clips),
-             "--calib-clips", str(opts.calib_clips), "-o", str(out)]
+             "--calib-clips", str(opts.calib_clips)]
+    args += ["--run-emulated"] if opts.run_emulated else []
+    args += ["-o", str(out)]
     return shlex.join(args)
 
 
@@ -684,6 +687,16 @@ def _unsupported(runner: str, precision: str) -> str | None:
     return None
 
 
+def _emulated(opts: OptimizeOptions, runner: str, precision: str) -> str | None:
+    """Why a PyTorch half-precision candidate is not run on this CPU (it would emulate the arithmetic)."""
+    from inti_export.runtime.torch_runner import emulated_on_cpu
+
+    if runner not in TORCH_KINDS or opts.run_emulated:
+        return None
+    why = emulated_on_cpu(precision)
+    return f"{why}; it could not be the fastest (--run-emulated runs it anyway)" if why else None
+
+
 def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
     """Make (or take from the cache) one candidate: its artifact, accuracy and speed."""
     from inti_export.runtime.factory import make_runner
@@ -694,6 +707,9 @@ def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
     why = _unsupported(runner_kind, precision)
     if why:
         return Candidate(base_id, runner_kind, precision, Status.not_made.value, why, command=command)
+    why = _emulated(o, runner_kind, precision)
+    if why:
+        return Candidate(base_id, runner_kind, precision, Status.not_run.value, why, command=command)
     onnx_path = engine_path = None
     try:
         if runner_kind.startswith("ort"):

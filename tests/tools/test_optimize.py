@@ -14,7 +14,8 @@ from inti_export.errors import IntiExportError
 from inti_export.fileio import sha256_file
 from inti_export.tools.optimize import OPTIMIZE_SCHEMA, OptimizeReport, load_report, pareto_front, run_optimize
 
-FAST = {"batches": (1, 2), "iters": 2, "warmup": 1, "clips": 3, "calib_clips": 2}
+# run_emulated: PyTorch FP16 runs here even on a CPU that emulates it (test-tiny is small enough)
+FAST = {"batches": (1, 2), "iters": 2, "warmup": 1, "clips": 3, "calib_clips": 2, "run_emulated": True}
 
 
 class Events:
@@ -240,3 +241,23 @@ def test_triton_repo_of_the_choice(base, tmp_path, tiny_onnx):
     chosen = next(c for c in report.candidates if c.id == report.choice.candidate)
     (model,) = (repo / config.parent.name / "1").glob("model.onnx")
     assert sha256_file(model) == chosen.artifact_sha256
+
+
+def test_torch_half_on_an_emulating_cpu_is_listed_not_run(tmp_path, tiny_onnx):
+    from inti_export.runtime.torch_runner import emulated_on_cpu, native_half_from
+
+    avx2 = "flags\t\t: fpu sse2 avx avx2 fma\n"
+    assert native_half_from(avx2, "fp16") is False and native_half_from(avx2, "bf16") is False
+    assert native_half_from(avx2.replace("avx2", "avx2 avx512_fp16"), "fp16") is True
+    assert native_half_from("Features\t: fp asimd asimdhp bf16\n", "bf16") is True
+    assert native_half_from("", "fp16") is None  # unreadable: no claim either way
+    why = emulated_on_cpu("fp16")
+    if why is None:
+        pytest.skip("this CPU has native FP16 (or unreadable flags): PyTorch FP16 runs natively here")
+    opts = {**FAST, "run_emulated": False, "batches": (1,)}
+    report = run_optimize(tmp_path / "out", onnx=tiny_onnx.onnx_path, runners=("torch",), precisions=("fp32", "fp16"),
+                          **opts)
+    half = _by(report, "torch", "fp16")
+    assert half.status == "not run" and "emulates" in half.reason and "--run-emulated" in half.reason
+    assert not half.speed and report.choice.candidate == _by(report, "torch", "fp32").id
+    assert report.choice.excluded[half.id].startswith("not run:")
