@@ -10,6 +10,7 @@ that dies (a decoder crash) costs only the video it held, which goes to the erro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -32,6 +33,10 @@ from inti_export.vocab import INPUT_NAME
 logger = logging.getLogger(__name__)
 
 _POLL_S = 0.5
+# Decode workers yield to inference: where no core is spare, a decoder scheduled on a core that one
+# of ONNX Runtime's threads needs stalls the whole parallel operator; niced, it decodes in the gaps
+# (docs/corpus.md). Where decoding is the slower stage the inference side mostly sleeps, so it loses little.
+DECODE_NICE = 10
 
 
 # -- decode workers (separate processes) ----------------------------------------------------------
@@ -56,6 +61,8 @@ def decode_worker(tasks, results, pre: Preprocess, sampling: Sampling, chunk: in
     """Take (video id, path) tasks until None; send ("clips", id, [(clip, start_s, end_s)], (k,T,3,H,W)),
     then ("done", id, clips) or ("error", id, reason)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us; Ctrl-C reaches the whole group
+    with contextlib.suppress(OSError):
+        os.nice(DECODE_NICE)
     import torch
 
     torch.set_num_threads(1)  # the transform's tensor ops; cores belong to decoding and inference
