@@ -137,6 +137,8 @@ def infer_videos(
     videos: list[str | os.PathLike], url: str, model: str | None = None, top_k: int = 0
 ) -> tuple[str, list[VideoResult]]:
     """(model name, one result per video). A server error on one video is recorded, not raised."""
+    if top_k < 0:
+        raise ClientError(f"top-k {top_k} must be 0 (no labels) or more")
     client = TritonClient(url)
     model = model or client.default_model()
     config = client.config(model)

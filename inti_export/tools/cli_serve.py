@@ -96,7 +96,7 @@ def infer(
     videos: Annotated[list[Path], typer.Argument(help="Video files.")],
     url: Annotated[str, typer.Option("--url", help="http://HOST:PORT or grpc://HOST:PORT.")] = "http://127.0.0.1:8000",
     model: Annotated[str | None, typer.Option("--model", help="Model to ask (default: the served *_ensemble).")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="Top-k labels from a labelled class head.")] = 0,
+    top_k: Annotated[int, typer.Option("--top-k", help="Top-k labels from a labelled class head.", min=0)] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Send videos to a served model; exit 1 if the server returns an error for any of them."""
