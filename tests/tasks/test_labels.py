@@ -1,0 +1,60 @@
+"""Accuracy against labels in the precision report, the parity gate and optimize (task-inti, 24 test videos)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from inti_export.calibration.report import to_markdown
+from inti_export.cli import app
+
+
+def _one_line_error(res, name: str) -> None:
+    assert res.exit_code in (1, 2), res.output
+    assert name in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
+@pytest.fixture
+def missing_labels(tmp_path, task_split):
+    """A labels file naming a video that is not in its folder (the folder holds real videos)."""
+    import shutil
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(task_split / "test_00000.mp4", folder)
+    (folder / "labels.csv").write_text("video,label\ntest_00000.mp4,0\nnope.mp4,1\n")
+    return folder / "labels.csv"
+
+
+# -- the precision report ---------------------------------------------------------------------------
+def test_report_adds_accuracy_against_labels(tmp_path, task_onnx, task_split, task_calib_videos):
+    out, rep = tmp_path / "m.int8.onnx", tmp_path / "r.json"
+    args = ["calibrate", str(task_onnx), "-p", "int8", "--videos", str(task_calib_videos), "--clips", "8",
+            "--labels", str(task_split / "labels.csv"), "--report", str(rep), "-o", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "against 24 labels: top-1" in res.output
+    report = json.loads(rep.read_text())
+    assert report["clips"] == 24 and report["label_count"] == 24 and report["labels"].endswith("labels.csv")
+    assert {n.split("#")[0] for n in report["clip_names"]} == {f"test_{i:05d}.mp4" for i in range(24)}
+    fp32, int8 = report["precisions"]["fp32"], report["precisions"]["int8"]
+    assert fp32["label_top1"] > 0.75 and fp32["label_top5"] == 1.0 and fp32["label_top1_drop_points"] == 0.0
+    assert int8["label_top1_drop_points"] == pytest.approx(100 * (fp32["label_top1"] - int8["label_top1"]))
+    assert "label_top1" in int8["as_executed"] and "label_top5" in int8["as_executed"]
+    md = to_markdown(report)
+    assert "top-1 (labels)" in md and f"{100 * fp32['label_top1']:.2f}%" in md
+
+
+def test_report_labels_refused_before_work(tmp_path, task_onnx, task_split, missing_labels):
+    out, rep = tmp_path / "m.fp16.onnx", tmp_path / "r.json"
+    base = ["calibrate", str(task_onnx), "-p", "fp16", "--report", str(rep), "-o", str(out)]
+    res = CliRunner().invoke(app, [*base, "--labels", str(missing_labels)])
+    _one_line_error(res, "nope.mp4")
+    assert not out.exists() and not rep.exists()
+    # the labelled videos must not also calibrate
+    res = CliRunner().invoke(app, ["calibrate", str(task_onnx), "-p", "int8", "--videos", str(task_split),
+                                   "--labels", str(task_split / "labels.csv"), "--report", str(rep), "-o", str(out)])
+    _one_line_error(res, "would also calibrate")
+    assert not out.exists() and not rep.exists()
