@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -125,4 +126,25 @@ def task_bad_checkpoint(tmp_path_factory, task_checkpoint):
     sd["visual.conv1.weight"] = w + 3 * w.std() * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
     path = tmp_path_factory.mktemp("task-bad") / "bad.safetensors"
     save_file(sd, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def task_bad_onnx(tmp_path_factory, task_onnx, task_bad_checkpoint):
+    """`task_onnx` carrying the perturbed checkpoint's weights: what exporting that checkpoint gives, made
+    without a second export by swapping every initializer that differs (only the patch embedding)."""
+    import onnx
+    from onnx import numpy_helper
+    from safetensors.numpy import load_file
+
+    sd = load_file(str(task_bad_checkpoint))
+    model = onnx.load(str(task_onnx))
+    swapped = []
+    for init in model.graph.initializer:
+        if init.name in sd and not np.array_equal(numpy_helper.to_array(init), sd[init.name]):
+            init.CopyFrom(numpy_helper.from_array(sd[init.name], init.name))
+            swapped.append(init.name)
+    assert swapped == ["visual.conv1.weight"], swapped
+    path = tmp_path_factory.mktemp("task-bad-onnx") / "bad.onnx"
+    onnx.save(model, str(path))
     return path

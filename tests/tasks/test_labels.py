@@ -58,3 +58,43 @@ def test_report_labels_refused_before_work(tmp_path, task_onnx, task_split, miss
                                    "--labels", str(task_split / "labels.csv"), "--report", str(rep), "-o", str(out)])
     _one_line_error(res, "would also calibrate")
     assert not out.exists() and not rep.exists()
+
+
+# -- parity -----------------------------------------------------------------------------------------
+def _parity(*args):
+    return CliRunner().invoke(app, ["parity", "--preset", "task-inti", *args])
+
+
+def test_parity_reports_and_gates_accuracy_against_labels(tmp_path, task_checkpoint, task_onnx, task_bad_onnx,
+                                                          task_split):
+    from inti_export.tools.parity import ParityReport
+
+    labels, rep = task_split / "labels.csv", tmp_path / "parity.json"
+    common = ["--checkpoint", str(task_checkpoint), "--labels", str(labels), "--report", str(rep)]
+    res = _parity("--onnx", str(task_onnx), *common)
+    assert res.exit_code == 0, res.output
+    assert "accuracy against 24 labels" in res.stdout
+    report = ParityReport.from_dict(json.loads(rep.read_text()))
+    assert report.passed and len(report.clips) == 24 and report.max_top1_drop == 1.0
+    torch_acc, ort_acc = report.label_accuracy
+    assert (torch_acc.runner, ort_acc.runner) == ("torch-cpu", "ort-cpu") and torch_acc.count == 24
+    assert torch_acc.top1 > 0.75 and abs(ort_acc.drop_points) <= 1.0 and report.label_failures == []
+    # the ONNX of a perturbed checkpoint loses accuracy: the label gate fails and names the runner
+    res = _parity("--onnx", str(task_bad_onnx), *common, "--max-top1-drop", "2")
+    assert res.exit_code == 1
+    (line,) = [x for x in res.stderr.splitlines() if "FAILED" in x]
+    assert line.startswith("parity: FAILED: ort-cpu loses") and "points of top-1 against the labels (> 2" in line
+    data = json.loads(rep.read_text())
+    assert data["passed"] is False and data["label_accuracy"][1]["drop_points"] > 2
+
+
+def test_parity_labels_refused_before_work(tmp_path, task_onnx, task_split, missing_labels):
+    rep = tmp_path / "parity.json"
+    res = _parity("--onnx", str(task_onnx), "--labels", str(missing_labels), "--report", str(rep))
+    _one_line_error(res, "nope.mp4")
+    res = CliRunner().invoke(app, ["parity", "--preset", "test-tiny", "--onnx", str(task_onnx), "--labels",
+                                   str(task_split / "labels.csv"), "--report", str(rep)])
+    _one_line_error(res, "no classifier head")  # refused before the model or its clips are made
+    res = _parity("--onnx", str(task_onnx), "--labels", str(task_split / "labels.csv"), "--random", "2")
+    _one_line_error(res, "--random")
+    assert not rep.exists()
