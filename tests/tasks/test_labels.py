@@ -98,3 +98,38 @@ def test_parity_labels_refused_before_work(tmp_path, task_onnx, task_split, miss
     res = _parity("--onnx", str(task_onnx), "--labels", str(task_split / "labels.csv"), "--random", "2")
     _one_line_error(res, "--random")
     assert not rep.exists()
+
+
+# -- optimize ---------------------------------------------------------------------------------------
+def test_optimize_gates_on_labels(tmp_path, task_checkpoint, task_bad_onnx, task_split, task_calib_videos):
+    """The ONNX of a perturbed checkpoint against the shipped one: only the label gate is on (--min-top1 0),
+    and it fails the ORT candidate; PyTorch FP32 (the reference itself) passes and is chosen."""
+    from inti_export.tools.optimize import load_report
+
+    out = tmp_path / "opt"
+    args = ["optimize", "--onnx", str(task_bad_onnx), "--checkpoint", str(task_checkpoint), "--videos",
+            str(task_calib_videos), "--labels", str(task_split / "labels.csv"), "--runners", "torch,ort",
+            "--precisions", "fp32", "--batch", "1", "--iters", "1", "--warmup", "0", "--calib-clips", "1",
+            "--min-top1", "0", "-o", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    report = load_report(out / "report.json")
+    assert report.clips["labels"].endswith("labels.csv") and len(report.clips["heldout"]) == 24
+    assert not {n.split("#")[0] for n in report.clips["heldout"]} & {n.split("#")[0] for n in report.clips["calibration"]}
+    torch_c, ort_c = (next(c for c in report.candidates if c.runner == r) for r in ("torch", "ort"))
+    assert torch_c.accuracy.label_top1 > 0.75 and torch_c.accuracy.label_top1_drop_points == 0 and torch_c.gate.passed
+    assert ort_c.accuracy.label_top1_drop_points > 1 and not ort_c.gate.passed
+    (why,) = ort_c.gate.failures
+    assert why.startswith("loses") and "against the labels (> 1)" in why
+    assert report.choice.candidate == torch_c.id and "against the labels" in report.choice.reason
+    assert "--labels" in ort_c.command and "against the labels" in report.gate
+    assert "labels top-1" in res.output
+
+
+def test_optimize_labels_refused_before_work(tmp_path, task_onnx, task_split, missing_labels):
+    out = tmp_path / "opt"
+    base = ["optimize", "--onnx", str(task_onnx), "-o", str(out)]
+    _one_line_error(CliRunner().invoke(app, [*base, "--labels", str(missing_labels)]), "nope.mp4")
+    res = CliRunner().invoke(app, [*base, "--labels", str(task_split / "labels.csv"), "--videos", str(task_split)])
+    _one_line_error(res, "never calibrate")
+    assert not out.exists()
