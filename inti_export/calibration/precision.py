@@ -565,6 +565,7 @@ def _labelled_config(onnx_path: Path):
     from inti_export.models.config import config_from_dict
     from inti_export.vocab import META_CONFIG, read_metadata
 
+    model_preprocess(onnx_path)  # one line if the model is missing, unreadable or not inti-export's
     meta = read_metadata(onnx_path)
     if META_CONFIG not in meta:
         raise CalibrationError(f"{onnx_path} has no {META_CONFIG} metadata: accuracy against labels needs an ONNX"

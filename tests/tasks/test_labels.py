@@ -58,6 +58,9 @@ def test_report_labels_refused_before_work(tmp_path, task_onnx, task_split, miss
                                    "--labels", str(task_split / "labels.csv"), "--report", str(rep), "-o", str(out)])
     _one_line_error(res, "would also calibrate")
     assert not out.exists() and not rep.exists()
+    res = CliRunner().invoke(app, ["calibrate", str(tmp_path / "missing.onnx"), "-p", "fp16", "--labels",
+                                   str(task_split / "labels.csv"), "--report", str(rep)])
+    _one_line_error(res, "missing.onnx does not exist")
 
 
 # -- parity -----------------------------------------------------------------------------------------
