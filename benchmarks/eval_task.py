@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from inti_export.calibration.clips import load_clips, preprocess_for
+from inti_export.calibration.clips import labelled_clips, load_clips, preprocess_for
 from inti_export.calibration.precision import convert_precision
 from inti_export.errors import IntiExportError, one_line
 from inti_export.exporter import export_onnx
 from inti_export.models import create_model
 from inti_export.tasks.motion import make_split
-from inti_export.tools.evaluate import evaluate, labelled_clips
+from inti_export.tools.evaluate import evaluate
 
 CONVERSIONS = [  # (precision, backend, method)
     ("fp16", "ort", None), ("fp16", "modelopt", None),

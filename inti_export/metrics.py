@@ -1,4 +1,4 @@
-"""Numeric comparisons shared by parity, the precision report and the benchmarks (NumPy only)."""
+"""Numeric comparisons shared by parity, the precision report, optimize, eval and the benchmarks (NumPy only)."""
 
 from __future__ import annotations
 
@@ -10,3 +10,10 @@ def cosine_per_sample(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a.reshape(len(a), -1).astype(np.float64)
     b = b.reshape(len(b), -1).astype(np.float64)
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
+
+
+def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows whose label is among the `k` largest logits (K, C) (ties broken by index)."""
+    k = min(k, logits.shape[1])
+    top = np.argsort(-logits.astype(np.float64), axis=1, kind="stable")[:, :k]  # (K, k)
+    return float((top == labels[:, None]).any(axis=1).mean())

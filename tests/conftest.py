@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,80 @@ def tiny_engine(tmp_path_factory, tiny_onnx):
     path = tmp_path_factory.mktemp("engine") / "test-tiny.engine"
     build_engine(tiny_onnx.onnx_path, path)
     return path, path.with_name(path.name + ".json")
+
+
+# -- the motion task (docs/task.md): the shipped checkpoint and small labelled splits ----------------
+@pytest.fixture(scope="session")
+def task_checkpoint():
+    """The trained task-inti checkpoint shipped in the package."""
+    from importlib import resources
+
+    return resources.files("inti_export.models").joinpath("checkpoints", "task-inti.safetensors")
+
+
+@pytest.fixture(scope="session")
+def task_split(tmp_path_factory):
+    """24 test-split videos with labels.csv beside them (6 per class), written once per session."""
+    from inti_export.tasks.motion import make_split
+
+    folder = tmp_path_factory.mktemp("task-split")
+    make_split(folder, "test", 24)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def task_calib_videos(tmp_path_factory):
+    """4 train-split videos to calibrate on: never the labelled (held-out) test videos."""
+    from inti_export.tasks.motion import make_split
+
+    folder = tmp_path_factory.mktemp("task-calib")
+    make_split(folder, "train", 4)
+    (folder / "labels.csv").unlink()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def task_onnx(tmp_path_factory, task_checkpoint, task_split):
+    """task-inti with the shipped checkpoint, exported once per session."""
+    from inti_export.calibration.clips import labelled_clips
+    from inti_export.exporter import export_onnx
+    from inti_export.models import create_model
+
+    model = create_model("task-inti", checkpoint=str(task_checkpoint))
+    clips, _, _ = labelled_clips(model.cfg, task_split, task_split / "labels.csv")
+    return export_onnx(model, tmp_path_factory.mktemp("task-onnx") / "task.onnx", clips=clips[:2]).onnx_path
+
+
+@pytest.fixture(scope="session")
+def task_bad_checkpoint(tmp_path_factory, task_checkpoint):
+    """The shipped checkpoint with its patch embedding perturbed (3 std of noise): it loses accuracy."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(str(task_checkpoint))
+    w = sd["visual.conv1.weight"]
+    sd["visual.conv1.weight"] = w + 3 * w.std() * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
+    path = tmp_path_factory.mktemp("task-bad") / "bad.safetensors"
+    save_file(sd, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def task_bad_onnx(tmp_path_factory, task_onnx, task_bad_checkpoint):
+    """`task_onnx` carrying the perturbed checkpoint's weights: what exporting that checkpoint gives, made
+    without a second export by swapping every initializer that differs (only the patch embedding)."""
+    import onnx
+    from onnx import numpy_helper
+    from safetensors.numpy import load_file
+
+    sd = load_file(str(task_bad_checkpoint))
+    model = onnx.load(str(task_onnx))
+    swapped = []
+    for init in model.graph.initializer:
+        if init.name in sd and not np.array_equal(numpy_helper.to_array(init), sd[init.name]):
+            init.CopyFrom(numpy_helper.from_array(sd[init.name], init.name))
+            swapped.append(init.name)
+    assert swapped == ["visual.conv1.weight"], swapped
+    path = tmp_path_factory.mktemp("task-bad-onnx") / "bad.onnx"
+    onnx.save(model, str(path))
+    return path

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inti_export.errors import CalibrationError, VideoError, one_line
+from inti_export.errors import CalibrationError, IntiExportError, VideoError, one_line
 from inti_export.fileio import atomic_output
 from inti_export.vocab import INPUT_NAME, META_FRAMES, META_IMAGE_SIZE, META_MEAN, META_STD
 
@@ -511,3 +511,40 @@ def _check_array(array: np.ndarray, expected: tuple[int, ...], source: str) -> n
     if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
         raise CalibrationError(f"calibration clips from {source} must be finite floats, got dtype {array.dtype}")
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+# -- labelled videos (docs/task.md) ----------------------------------------------------------------
+def labelled_videos(cfg, videos: str | os.PathLike, labels_path: str | os.PathLike) -> dict[Path, int]:
+    """{video path: class index} for every row of the `video,label` CSV, checked against the folder
+    `videos` and the config's classes; cheap (nothing is decoded), so commands call it before heavy work."""
+    from inti_export.tasks.motion import read_labels
+
+    if not cfg.num_classes:
+        raise IntiExportError(
+            f"preset {cfg.name} has no classifier head (num_classes=0): accuracy needs a preset with num_classes"
+        )
+    labels = read_labels(labels_path)
+    files = {p.name: p for p in find_videos(videos)}
+    missing = sorted(set(labels) - set(files))
+    if missing:
+        raise VideoError(
+            f"{len(missing)} labelled video(s) are not in {videos} (first: {missing[0]}); pass the folder the labels describe"
+        )
+    bad = sorted({y for y in labels.values() if not 0 <= y < cfg.num_classes})
+    if bad:
+        raise IntiExportError(
+            f"labels {bad} in {labels_path} are outside the {cfg.num_classes} classes of preset {cfg.name}"
+        )
+    return {files[name]: labels[name] for name in sorted(labels)}
+
+
+def labelled_clips(cfg, videos: str | os.PathLike, labels_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(clips (K, T, 3, H, W), labels (K,), names): one clip per labelled video in `videos`, by name."""
+    labels = labelled_videos(cfg, videos, labels_path)
+    clip_set = load_clips(list(labels), preprocess_for(cfg))
+    if clip_set.skipped:
+        name, why = clip_set.skipped[0]
+        raise VideoError(f"{len(clip_set.skipped)} labelled video(s) could not be decoded (first: {name}: {why})")
+    by_name = {p.name: y for p, y in labels.items()}
+    names = [n.split("#")[0] for n in clip_set.names]
+    return clip_set.clips, np.array([by_name[n] for n in names], dtype=np.int64), names

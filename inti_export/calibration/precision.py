@@ -32,8 +32,12 @@ import numpy as np
 from inti_export.calibration.clips import (  # noqa: F401 - re-exported: the calibration data API
     DEFAULT_CLIPS,
     CalibrationData,
+    find_videos,
+    labelled_clips,
+    labelled_videos,
     load_calibration_data,
     model_preprocess,
+    shipped_videos_dir,
 )
 from inti_export.errors import CalibrationError, IntiExportError, one_line
 from inti_export.fileio import atomic_output, check_output_path
@@ -498,12 +502,15 @@ def calibrate(
     reduce_range: bool = False,
     allow_foreign: bool = False,
     report: str | os.PathLike | None = None,
+    labels: str | os.PathLike | None = None,
 ) -> CalibrateResult:
     """`convert_precision` from a folder of videos or an .npz, then (optionally) a precision report.
 
     `out_path` defaults to `MODEL.<precision>.onnx`. The report (`.md` or `.json`) compares the
     converted model with `onnx_path` on the calibration clips, or on `REPORT_CLIPS` clips of the
-    same source for FP16/BF16. Every path is checked before any work starts.
+    same source for FP16/BF16. With `labels` (a `video,label` CSV, docs/task.md) the report runs on
+    the labelled videos instead (one clip each, in the CSV's folder; never calibration videos) and adds
+    accuracy against the labels. Every path is checked before any work starts.
     """
     from inti_export.calibration.report import precision_report, write_report
     from inti_export.vocab import read_metadata
@@ -520,7 +527,14 @@ def calibrate(
     source = data if data is not None else videos
     check_output_path(out, "output", inputs=[src, source])
     if report is not None:
-        check_output_path(report, "report", inputs=[src, source, out])
+        check_output_path(report, "report", inputs=[src, source, out, labels])
+    if labels is not None:
+        if report is None:
+            raise CalibrationError(f"--labels {labels} is for the precision report: pass --report too")
+        cfg = _labelled_config(src)
+        labelled = labelled_videos(cfg, Path(labels).parent, labels)
+        if precision in QUANTIZED:
+            _check_heldout(labelled, source)
     out = convert_precision(src, precision, out, calib_data=source, clips=clips, method=method,
                             keep_fp32=keep_fp32, backend=backend, reduce_range=reduce_range,
                             allow_foreign=allow_foreign)
@@ -528,12 +542,47 @@ def calibrate(
     if report is not None:
         try:
             quantized = precision in QUANTIZED
-            count = clips if quantized or clips or data is not None else REPORT_CLIPS
-            clip_data = load_calibration_data(source, src, count)
-            result.report = precision_report(src, {precision.value: out}, clip_data.clips, clip_names=clip_data.names)
-            result.report["clip_source"] = clip_data.source + (" (the calibration clips)" if quantized else "")
+            if labels is not None:
+                held, y, names = labelled_clips(cfg, Path(labels).parent, labels)
+                result.report = precision_report(src, {precision.value: out}, held, clip_names=names, labels=y)
+                result.report.update(labels=str(labels), clip_source=f"the labelled videos in {Path(labels).parent}"
+                                     " (none of them calibrates)")
+            else:
+                count = clips if quantized or clips or data is not None else REPORT_CLIPS
+                clip_data = load_calibration_data(source, src, count)
+                result.report = precision_report(src, {precision.value: out}, clip_data.clips,
+                                                 clip_names=clip_data.names)
+                result.report["clip_source"] = clip_data.source + (" (the calibration clips)" if quantized else "")
             result.report_path = write_report(result.report, report)
         except BaseException:
             out.unlink(missing_ok=True)  # all or nothing: no model without the report asked for
             raise
     return result
+
+
+def _labelled_config(onnx_path: Path):
+    """The model config stored in an inti-export ONNX, for reading its labelled clips."""
+    from inti_export.models.config import config_from_dict
+    from inti_export.vocab import META_CONFIG, read_metadata
+
+    model_preprocess(onnx_path)  # one line if the model is missing, unreadable or not inti-export's
+    meta = read_metadata(onnx_path)
+    if META_CONFIG not in meta:
+        raise CalibrationError(f"{onnx_path} has no {META_CONFIG} metadata: accuracy against labels needs an ONNX"
+                               " written by `inti-export onnx`")
+    return config_from_dict(meta[META_CONFIG])
+
+
+def _check_heldout(labelled: dict[Path, int], source: str | os.PathLike | None) -> None:
+    """One line if a labelled (held-out) video would also calibrate: `source` is one, or a folder holding one."""
+    if source is not None and Path(source).is_file() and Path(source).suffix.lower() == ".npz":
+        return  # ready clips: no video names to check
+    folder = Path(source) if source is not None else shipped_videos_dir()
+    files = {folder.resolve()} if folder.is_file() else (
+        {p.resolve() for p in find_videos(folder)} if folder.is_dir() else set())
+    both = sorted(p.name for p in labelled if p.resolve() in files)
+    if both:
+        raise CalibrationError(
+            f"labelled video {both[0]} (and {len(both) - 1} more) would also calibrate from {folder}: calibrate on"
+            " other videos (--videos) so that the accuracy is measured on held-out ones"
+        )

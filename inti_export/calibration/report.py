@@ -5,7 +5,9 @@
 
 Per precision: embedding cosine vs FP32 (mean and min over clips), top-1/top-5 agreement of a
 fixed-seed random 400-class linear head applied to the embeddings, ORT CPU latency (median of
-`runs` timed batch-1 runs after one warm-up) and file size. A model ONNX Runtime's CPU provider
+`runs` timed batch-1 runs after one warm-up) and file size. With class labels for the clips (a model
+with its own classifier, docs/task.md), also top-1/top-5 accuracy against the labels and the top-1
+points lost against FP32. A model ONNX Runtime's CPU provider
 cannot run (BF16 has no CPU kernels) is reported as not runnable, with ORT's reason; for BF16 the
 accuracy is then measured on an FP32 emulation of it (`emulate_bf16`).
 
@@ -30,7 +32,7 @@ import numpy as np
 
 from inti_export.errors import CalibrationError, one_line
 from inti_export.fileio import check_output_path, write_atomic
-from inti_export.metrics import cosine_per_sample
+from inti_export.metrics import cosine_per_sample, topk_accuracy
 from inti_export.vocab import INPUT_NAME, META_CALIBRATION, META_OUTPUTS, META_PRECISION, META_PRESET, Precision
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ def precision_report(
     seed: int = 0,
     runs: int = 5,
     clip_names: list[str] | None = None,
+    labels: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Compare each variant with the FP32 model on `clips` (K, T, 3, H, W); see the module doc.
 
@@ -97,6 +100,8 @@ def precision_report(
     overlap |top5(variant) & top5(fp32)| / 5. When the model outputs `logits` (it has its own
     classifier) those are used instead of the random head. For a Q/DQ variant the main figures are
     as quantized and `as_executed` holds ONNX Runtime CPU's own (fused) execution of it.
+    `labels` (K,) class indices of the clips add `label_top1`, `label_top5` and `label_top1_drop_points`
+    (FP32's top-1 minus the variant's, in points) to every row measured.
     """
     from inti_export.runtime.ort_runner import MODE_LABELS, OrtMode, cpu_int8_support, resolve_mode
     from inti_export.vocab import read_metadata
@@ -109,23 +114,39 @@ def precision_report(
     meta = read_metadata(fp32_onnx)
     ref, ref_times = _run(fp32_onnx, clips, runs)
     is_logits = any(o.get("name") == "logits" for o in meta.get(META_OUTPUTS, []))
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if not is_logits:
+            raise CalibrationError(f"{fp32_onnx} outputs embeddings: accuracy against labels needs a model with its"
+                                   " own classifier (a preset with num_classes)")
+        if labels.shape != (len(clips),):
+            raise CalibrationError(f"{labels.shape[0] if labels.ndim else 0} labels for {len(clips)} clips;"
+                                   " they must pair up")
     head = None if is_logits else random_head(ref.shape[1], num_classes, seed)
     ref_top5 = _topk(_logits(ref, head), 5)
+    ref_label_top1 = topk_accuracy(ref, labels, 1) if labels is not None else None
     cpu = cpu_int8_support()
 
     def compare(out: np.ndarray) -> dict[str, float]:
         cos = cosine_per_sample(out, ref)
         top5 = _topk(_logits(out, head), 5)
         overlap = [len(set(a) & set(b)) / 5 for a, b in zip(top5, ref_top5, strict=True)]
-        return {
+        row = {
             "cosine_mean": float(cos.mean()),
             "cosine_min": float(cos.min()),
             "top1_agreement": float(np.mean(top5[:, 0] == ref_top5[:, 0])),
             "top5_agreement": float(np.mean(overlap)),
         }
+        if labels is not None:
+            top1 = topk_accuracy(out, labels, 1)
+            row.update(label_top1=top1, label_top5=topk_accuracy(out, labels, 5),
+                       label_top1_drop_points=round(100.0 * (ref_label_top1 - top1), 6))
+        return row
 
     rows = {"fp32": {**_entry(fp32_onnx, "fp32"), "runnable": True, "cosine_mean": 1.0, "cosine_min": 1.0,
                      "top1_agreement": 1.0, "top5_agreement": 1.0, **_latency(ref_times)}}
+    if labels is not None:
+        rows["fp32"].update(label_top1=ref_label_top1, label_top5=topk_accuracy(ref, labels, 5), label_top1_drop_points=0.0)
     warnings: list[str] = []
     for precision, path in variants.items():
         row = _entry(path, precision)
@@ -154,6 +175,7 @@ def precision_report(
         "preset": meta.get(META_PRESET),
         "clips": len(clips),
         "clip_names": clip_names or [],
+        "label_count": None if labels is None else len(labels),
         "head": "model logits" if is_logits
         else f"random linear head {ref.shape[1]}x{num_classes}, numpy default_rng({seed})",
         "latency": f"ORT CPU, batch 1, median of {runs} runs after 1 warm-up",
@@ -286,16 +308,34 @@ def _machine(cpu: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    """The report as a markdown table, one row per precision, then how it was measured and warnings."""
+    """The report as a markdown table, one row per precision, then how it was measured and warnings.
+
+    With labels, four columns follow: top-1 and top-5 against the labels, the top-1 points lost against
+    FP32 (as quantized for Q/DQ models), and top-1 as ONNX Runtime CPU executes a Q/DQ model.
+    """
+    labelled = report.get("label_count") is not None
     lines = [
         f"Precision report for `{report['model']}` ({report.get('preset')}), {report['clips']} clips; "
         f"head: {report['head']}; latency: {report['latency']}."
-        + (f" Clips from {report['clip_source']}." if report.get("clip_source") else ""),
+        + (f" Clips from {report['clip_source']}." if report.get("clip_source") else "")
+        + (f" Labels: {report.get('labels') or 'given'} ({report['label_count']} clips)." if labelled else ""),
         "",
         "| precision | cosine mean | cosine min | top-1 agree | top-5 agree | cosine min as ORT CPU executes "
-        "| ORT CPU ms (median) | size MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ORT CPU ms (median) | size MiB |"
+        + (" top-1 (labels) | top-5 (labels) | top-1 drop (points) | top-1 (labels) as ORT CPU executes |"
+           if labelled else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|---|---|---|" if labelled else ""),
     ]
+
+    def label_cells(r: dict[str, Any], executed: dict[str, Any] | None) -> str:
+        if not labelled:
+            return ""
+        if "label_top1" not in r:
+            return " | | | |"
+        ex = f"{100 * executed['label_top1']:.2f}%" if executed and "label_top1" in executed else "same"
+        return (f" {100 * r['label_top1']:.2f}% | {100 * r['label_top5']:.2f}% | "
+                f"{r['label_top1_drop_points']:+.2f} | {ex} |")
+
     for name, r in report["precisions"].items():
         if not r.get("runnable"):
             em = r.get("emulated", {})
@@ -303,14 +343,16 @@ def to_markdown(report: dict[str, Any]) -> str:
                 lines.append(
                     f"| {name} (emulated in FP32, {NOT_RUNNABLE}) | {em['cosine_mean']:.6f} | {em['cosine_min']:.6f} | "
                     f"{em['top1_agreement']:.3f} | {em['top5_agreement']:.3f} | n/a | n/a | {r['size_mib']} |"
+                    + label_cells(em, None).replace("| same |", "| n/a |")
                 )
             else:
-                lines.append(f"| {name} | {r['note']} | | | | | | {r['size_mib']} |")
+                lines.append(f"| {name} | {r['note']} | | | | | | {r['size_mib']} |" + label_cells(r, None))
             continue
         executed = f"{r['as_executed']['cosine_min']:.6f}" if "as_executed" in r else "same"
         lines.append(
             f"| {name} | {r['cosine_mean']:.6f} | {r['cosine_min']:.6f} | {r['top1_agreement']:.3f} | "
             f"{r['top5_agreement']:.3f} | {executed} | {r['latency_ms_median']:.1f} | {r['size_mib']} |"
+            + label_cells(r, r.get("as_executed"))
         )
     if report.get("accuracy"):
         machine = report.get("machine", {})

@@ -44,6 +44,11 @@ def calibrate(
     report: Annotated[
         Path | None, typer.Option(help="Write a precision report against MODEL (.md or .json).")
     ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="With --report: CSV `video,label` (docs/task.md); the report runs on the labelled videos "
+                     "beside it and adds accuracy against the labels."),
+    ] = None,
 ) -> None:
     """Cast to FP16/BF16 with FP32 islands, or quantize to INT8/FP8 with Q/DQ from real clips."""
     out = console()
@@ -64,6 +69,7 @@ def calibrate(
                 reduce_range=reduce_range,
                 allow_foreign=allow_foreign,
                 report=report,
+                labels=labels,
             )
     info = result.metadata.get("inti.calibration", {})
     tool = info.get("tool", {})
@@ -86,8 +92,15 @@ def _print_report(out, result) -> None:
             f"ORT CPU {row['latency_ms_median']:.1f} ms "
             f"vs {result.report['precisions']['fp32']['latency_ms_median']:.1f} ms"
         )
+        if "label_top1" in row:
+            ref = result.report["precisions"]["fp32"]
+            out.print(f"  against {result.report['label_count']} labels: top-1 {100 * row['label_top1']:.2f}% "
+                      f"(FP32 {100 * ref['label_top1']:.2f}%, drop {row['label_top1_drop_points']:+.2f} points), "
+                      f"top-5 {100 * row['label_top5']:.2f}%")
         if "as_executed" in row:
-            out.print(f"  as ONNX Runtime CPU executes it here: cosine min {row['as_executed']['cosine_min']:.6f}")
+            executed = row["as_executed"]
+            labelled = f", top-1 {100 * executed['label_top1']:.2f}%" if "label_top1" in executed else ""
+            out.print(f"  as ONNX Runtime CPU executes it here: cosine min {executed['cosine_min']:.6f}{labelled}")
     else:
         out.print(f"  {row['note']}")
     for warning in result.report.get("warnings", []):

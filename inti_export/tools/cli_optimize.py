@@ -28,19 +28,27 @@ def print_report(report, out) -> None:
     from rich.table import Table
 
     table = Table(title=f"optimize {report.model['preset']}: {report.gate}")
-    for col in ("candidate", "status", "cos min", "top-1", "gate", "batch", "p50 ms", "p90 ms", "clips/s"):
+    labelled = report.clips.get("labels") is not None
+    cols = ("candidate", "status", "cos min", "top-1", *(("labels top-1", "drop") if labelled else ()), "gate",
+            "batch", "p50 ms", "p90 ms", "clips/s")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("candidate", "status", "gate") else "right")
+    head = len(cols) - 4
     for c in report.candidates:
         mark = "[bold green]* [/]" if c.id == report.choice.candidate else ""
         acc = c.accuracy
         gate = "" if c.gate is None else ("pass" if c.gate.passed else "[red]FAIL[/]")
         status = c.status + (" (cached)" if c.cached else "")
         first = [f"{mark}{c.runner} {c.precision}", status if c.status == "ok" else f"{status}: {c.reason[:70]}",
-                 f"{acc.cosine_min:.6f}" if acc else "", f"{acc.top1_agreement:.3f}" if acc else "", gate]
+                 f"{acc.cosine_min:.6f}" if acc else "", f"{acc.top1_agreement:.3f}" if acc else ""]
+        if labelled:
+            has = acc is not None and acc.label_top1 is not None
+            first += [f"{100 * acc.label_top1:.2f}%" if has else "", f"{acc.label_top1_drop_points:+.2f}" if has else ""]
+        first.append(gate)
         if not c.speed:
             table.add_row(*first, "", "", "", "")
         for i, r in enumerate(c.speed):
-            table.add_row(*(first if i == 0 else [""] * 5), str(r.batch), f"{r.p50_ms:.1f}", f"{r.p90_ms:.1f}",
+            table.add_row(*(first if i == 0 else [""] * head), str(r.batch), f"{r.p50_ms:.1f}", f"{r.p90_ms:.1f}",
                           f"{r.throughput_clips_s:.3g}")
     out.print(table)
     ch = report.choice
@@ -71,27 +79,39 @@ def optimize(
     iters: Annotated[int, typer.Option(help="Timed runs per batch size.", min=1)] = 5,
     warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 1,
     threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch and ONNX Runtime.", min=1)] = None,
-    clips: Annotated[int, typer.Option(help="Held-out clips for accuracy.", min=2)] = 4,
+    clips: Annotated[int | None, typer.Option(help="Held-out clips for accuracy (default 4).", min=2)] = None,
     calib_clips: Annotated[int, typer.Option(help="Calibration clips for INT8/FP8.", min=1)] = 8,
     run_emulated: Annotated[
         bool, typer.Option(help="Run PyTorch FP16/BF16 even where the CPU only emulates them (about 80x slower).")
     ] = False,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="CSV `video,label` (docs/task.md): the held-out clips are the labelled videos beside it (one"
+                     " each; --videos then only calibrates) and the gate includes accuracy against the labels."),
+    ] = None,
+    max_top1_drop: Annotated[
+        float, typer.Option(help="With --labels: top-1 points a candidate may lose against PyTorch FP32.", min=0)
+    ] = 1.0,
 ) -> None:
     """Search runners x precisions x batch sizes; keep the fastest candidate that passes the accuracy gate."""
     out = console()
     with cli_errors():
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
+        from inti_export.errors import IntiExportError
         from inti_export.tools.cli_bench import _ints
         from inti_export.tools.optimize import OptimizeOptions, check_options, run_optimize
+
+        if labels is not None and clips is not None:
+            raise IntiExportError("--labels holds out every labelled video (one clip each): drop --clips")
 
         opts = OptimizeOptions(
             preset=preset, onnx=onnx, checkpoint=checkpoint, videos=videos,
             runners=_words(runners, RunnerKind, "--runners"), precisions=_words(precisions, Precision, "--precisions"),
             batches=_ints(batch, "--batch") if batch is not None else None, objective=objective.value,
             max_latency_ms=max_latency_ms, min_cosine=min_cosine, min_top1=min_top1, triton_repo=triton_repo,
-            iters=iters, warmup=warmup, threads=threads, clips=clips, calib_clips=calib_clips,
-            run_emulated=run_emulated,
+            iters=iters, warmup=warmup, threads=threads, clips=clips or 4, calib_clips=calib_clips,
+            run_emulated=run_emulated, labels=labels, max_top1_drop=max_top1_drop,
         )
         check_options(output, opts)
         total = len(opts.runners) * len(opts.precisions)

@@ -27,6 +27,15 @@ def print_parity(report, out) -> None:
             "[green]pass[/green]" if c.passed else "[red]FAIL[/red]: " + "; ".join(c.failures),
         )
     out.print(table)
+    if report.label_accuracy:
+        acc = Table(title=f"accuracy against {report.label_accuracy[0].count} labels ({report.labels}), "
+                    f"gate: top-1 drop <= {report.max_top1_drop:g} points")
+        for col in ("runner", "top-1", "top-5", "correct", "drop (points)"):
+            acc.add_column(col, justify="left" if col == "runner" else "right")
+        for i, a in enumerate(report.label_accuracy):
+            acc.add_row(a.runner, f"{100 * a.top1:.2f}%", f"{100 * a.top5:.2f}%", f"{a.correct1}/{a.count}",
+                        "-" if i == 0 else f"{a.drop_points:+.2f}")
+        out.print(acc)
     for name, how in report.notes.items():
         out.print(f"{name}: {how}")
     for name, reason in report.skipped.items():
@@ -49,7 +58,15 @@ def parity(
     random: Annotated[
         int | None, typer.Option("--random", help="Use N seeded random clips instead of videos.", min=1)
     ] = None,
-    clips: Annotated[int, typer.Option("--clips", help="Number of video clips.", min=1)] = 4,
+    clips: Annotated[int | None, typer.Option("--clips", help="Number of video clips (default 4).", min=1)] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="CSV `video,label` (docs/task.md): the clips are the labelled videos in --videos "
+                     "(default: the CSV's folder), one each, and each runner's accuracy against the labels is gated."),
+    ] = None,
+    max_top1_drop: Annotated[
+        float, typer.Option("--max-top1-drop", help="With --labels: top-1 points a runner may lose against PyTorch.", min=0)
+    ] = 1.0,
     tolerance: Annotated[Precision, typer.Option(help="Tolerance preset (the artifact's precision).")] = Precision.fp32,
     ort_cuda: Annotated[bool, typer.Option("--ort-cuda", help="Also run ONNX Runtime's CUDA provider.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
@@ -63,24 +80,36 @@ def parity(
     """Compare PyTorch, ONNX Runtime and TensorRT on the same clips; exit 1 if any is out of tolerance."""
     out = console()
     with cli_errors():
+        from inti_export.calibration.clips import labelled_clips, labelled_videos
         from inti_export.fileio import check_output_path, write_json
         from inti_export.models.config import get_config
-        from inti_export.tools.inputs import artifact_metadata, check_inputs_exist, clips_for, model_for
+        from inti_export.tools.inputs import artifact_metadata, check_inputs_exist, clips_for, config_for, model_for
         from inti_export.tools.parity import run_parity
 
         if onnx is None and engine is None:
             raise IntiExportError("nothing to compare: give --onnx and/or --engine")
         if preset is not None:
             get_config(preset)
-        check_inputs_exist(checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos, engine=engine)
+        if labels is not None and (random is not None or clips is not None):
+            raise IntiExportError("--labels takes one clip from each labelled video: drop --random/--clips")
+        check_inputs_exist(checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos, engine=engine,
+                           labels=labels)
         meta = artifact_metadata(onnx, engine, allow_foreign=allow_foreign)
         if report is not None:
-            check_output_path(report, "--report", inputs=[onnx, engine, checkpoint, clip_checkpoint])
+            check_output_path(report, "--report", inputs=[onnx, engine, checkpoint, clip_checkpoint, labels])
+        if labels is not None:
+            videos = videos if videos is not None else labels.parent
+            labelled_videos(config_for(preset, meta), videos, labels)  # one line before any model is built
         model = model_for(preset, onnx, checkpoint, clip_checkpoint, meta=meta)
-        video, names = clips_for(model.cfg, videos, random, clips)
+        y = None
+        if labels is not None:
+            video, y, names = labelled_clips(model.cfg, videos, labels)
+        else:
+            video, names = clips_for(model.cfg, videos, random, clips or 4)
         result = run_parity(
             model, video, names, onnx_path=onnx, engine_path=engine, tolerance=tolerance.value,
             ort_devices=("cpu", "cuda") if ort_cuda else ("cpu",), allow_skip=allow_skip,
+            labels=y, labels_path=labels, max_top1_drop=max_top1_drop,
         )
         if report is not None:
             write_json(report, result.to_dict())
@@ -88,6 +117,8 @@ def parity(
     if not result.passed:
         why = " (a requested runner could not run; --allow-skip to accept that)" if result.skipped and all(
             c.passed for c in result.comparisons) else ""
+        if result.label_failures:
+            why = f": {'; '.join(result.label_failures)}"
         typer.echo(f"parity: FAILED{why}", err=True)
         raise typer.Exit(1)
     out.print("[green]parity: passed[/green]")

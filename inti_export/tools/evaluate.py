@@ -1,7 +1,7 @@
 """Accuracy against labels: top-1/top-5 of the PyTorch model and of its ONNX or engine artifacts.
 
 Videos are decoded through `inti_export.calibration.clips` (one clip per video, as parity does);
-labels come from a `video,label` CSV (`inti_export.tasks.motion.read_labels`, docs/task.md).
+labels come from a `video,label` CSV (`inti_export.calibration.clips.labelled_clips`, docs/task.md).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from inti_export.errors import IntiExportError, ParityError, VideoError, one_line
+from inti_export.errors import IntiExportError, ParityError, one_line
+from inti_export.metrics import topk_accuracy
 from inti_export.vocab import INPUT_NAME, package_versions
 
 logger = logging.getLogger(__name__)
@@ -56,42 +57,6 @@ class EvalReport:
         d = asdict(self)
         d["drop_points"] = {r.runner: self.drop_points(r.runner) for r in self.results[1:]}
         return d
-
-
-def labelled_clips(cfg, videos: str | Path, labels_path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(clips (K, T, 3, H, W), labels (K,), names) for every labelled video in `videos`."""
-    from inti_export.calibration.clips import find_videos, load_clips, preprocess_for
-    from inti_export.tasks.motion import read_labels
-
-    if cfg.num_classes == 0:
-        raise IntiExportError(
-            f"preset {cfg.name} has no classifier head (num_classes=0): accuracy needs a preset with num_classes"
-        )
-    labels = read_labels(labels_path)
-    files = {p.name: p for p in find_videos(videos)}
-    missing = sorted(set(labels) - set(files))
-    if missing:
-        raise VideoError(
-            f"{len(missing)} labelled video(s) are not in {videos} (first: {missing[0]}); pass the folder the labels describe"
-        )
-    bad = sorted({y for y in labels.values() if not 0 <= y < cfg.num_classes})
-    if bad:
-        raise IntiExportError(
-            f"labels {bad} in {labels_path} are outside the {cfg.num_classes} classes of preset {cfg.name}"
-        )
-    clip_set = load_clips([files[name] for name in sorted(labels)], preprocess_for(cfg))
-    if clip_set.skipped:
-        name, why = clip_set.skipped[0]
-        raise VideoError(f"{len(clip_set.skipped)} labelled video(s) could not be decoded (first: {name}: {why})")
-    names = [n.split("#")[0] for n in clip_set.names]
-    return clip_set.clips, np.array([labels[n] for n in names], dtype=np.int64), names
-
-
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of rows whose label is among the `k` largest logits (ties broken by index)."""
-    k = min(k, logits.shape[1])
-    top = np.argsort(-logits.astype(np.float64), axis=1, kind="stable")[:, :k]  # (K, k)
-    return float((top == labels[:, None]).any(axis=1).mean())
 
 
 def _logits(runner, clips: np.ndarray, batch: int, output: str) -> np.ndarray:

@@ -81,6 +81,17 @@ def model_for(
     return create_model(cfg, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint)
 
 
+def config_for(preset: str | None, meta: dict[str, Any] | None = None) -> ModelConfig:
+    """The config `model_for(preset, meta=meta)` builds, without building the model (for early checks)."""
+    from inti_export.models.config import config_from_dict, get_config
+
+    if preset is not None:
+        return get_config(preset)
+    if not meta or META_CONFIG not in meta:
+        raise PresetError(f"no --preset given and the ONNX has no {META_CONFIG} metadata: pass --preset NAME")
+    return config_from_dict(meta[META_CONFIG])
+
+
 def clips_for(
     cfg: ModelConfig, videos: Path | None = None, random_count: int | None = None, count: int = 4, seed: int = 0
 ) -> tuple[np.ndarray, list[str]]:

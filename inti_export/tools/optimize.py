@@ -89,9 +89,11 @@ class OptimizeOptions:
     iters: int = 5
     warmup: int = 1
     threads: int | None = None
-    clips: int = 4  # held-out clips for accuracy
+    clips: int = 4  # held-out clips for accuracy (not used with `labels`: every labelled video is held out)
     calib_clips: int = 8  # calibration clips for INT8/FP8
     run_emulated: bool = False  # run PyTorch FP16/BF16 even on a CPU that only emulates them
+    labels: Path | None = None  # `video,label` CSV: the held-out clips are its videos (beside it), one each
+    max_top1_drop: float = 1.0  # with labels: top-1 points a candidate may lose against PyTorch FP32
 
 
 @dataclass
@@ -106,6 +108,9 @@ class Accuracy:
     top5_agreement: float
     head: str  # the model's own logits, or the fixed seeded head
     computed_by: str  # the runner that computed the outputs (the one that is timed), and how
+    label_top1: float | None = None  # accuracy against the labels (with --labels), else None
+    label_top5: float | None = None
+    label_top1_drop_points: float | None = None  # PyTorch FP32's label top-1 minus this one's, in points
 
 
 @dataclass
@@ -241,11 +246,16 @@ def check_options(out: Path, opts: OptimizeOptions) -> None:
     for name, v in (("--min-cosine", opts.min_cosine), ("--min-top1", opts.min_top1)):
         if v is not None and not 0 <= v <= 1:
             raise IntiExportError(f"{name} {v} must be between 0 and 1")
-    check_inputs_exist(checkpoint=opts.checkpoint, videos=opts.videos)
+    if not opts.max_top1_drop >= 0:
+        raise IntiExportError(f"--max-top1-drop {opts.max_top1_drop} must be >= 0 (points of top-1)")
+    check_inputs_exist(checkpoint=opts.checkpoint, videos=opts.videos, labels=opts.labels)
+    meta = None
     if opts.onnx is not None:
         meta = onnx_metadata(opts.onnx, what="--onnx")
         if meta.get("inti.precision", "fp32") != "fp32":
             raise IntiExportError(f"--onnx {opts.onnx} is {meta['inti.precision']}: pass the FP32 export")
+    if opts.labels is not None:
+        _check_labels(opts, meta)
     if opts.triton_repo is not None:
         try:
             import inti_export.serving  # noqa: F401
@@ -255,6 +265,22 @@ def check_options(out: Path, opts: OptimizeOptions) -> None:
             ) from e
         if not Path(opts.triton_repo).parent.is_dir():
             raise IntiExportError(f"--triton-repo folder {Path(opts.triton_repo).parent} does not exist")
+
+
+def _check_labels(opts: OptimizeOptions, meta: dict[str, Any] | None) -> None:
+    """The labels name videos beside them, fit the model's classes, and none of them is a calibration video."""
+    from inti_export.calibration.clips import find_videos, labelled_videos, shipped_videos_dir
+    from inti_export.tools.inputs import config_for
+
+    labelled = labelled_videos(config_for(opts.preset, meta), Path(opts.labels).parent, opts.labels)
+    folder = Path(opts.videos) if opts.videos is not None else shipped_videos_dir()
+    calibration = {folder.resolve()} if folder.is_file() else {p.resolve() for p in find_videos(folder)}
+    both = sorted(p.name for p in labelled if p.resolve() in calibration)
+    if both:
+        raise IntiExportError(
+            f"labelled video {both[0]} (and {len(both) - 1} more) is also in --videos {folder}, where calibration"
+            " clips come from: pass --videos with other videos, so that held-out clips never calibrate"
+        )
 
 
 # -- the cache --------------------------------------------------------------------------------------
@@ -345,24 +371,36 @@ class ClipSplit:
     calibration_names: list[str]
     rule: str
     source: str
+    labels: np.ndarray | None = None  # (K,) class of each held-out clip, with --labels
+    labels_path: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"source": self.source, "rule": self.rule, "heldout": self.heldout_names,
                 "calibration": self.calibration_names,
-                "heldout_sha256": _array_sha(self.heldout), "calibration_sha256": _array_sha(self.calibration)}
+                "heldout_sha256": _array_sha(self.heldout), "calibration_sha256": _array_sha(self.calibration),
+                "labels": self.labels_path,
+                "labels_sha256": None if self.labels is None else _array_sha(self.labels)}
 
 
 def _array_sha(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes() + str(a.shape).encode()).hexdigest()
 
 
-def split_clips(cfg, videos: Path | None, heldout: int, calibration: int) -> ClipSplit:
+def split_clips(cfg, videos: Path | None, heldout: int, calibration: int, labels: Path | None = None) -> ClipSplit:
     """Held-out and calibration clips that never share a video (or, from one video, a segment).
 
     Two or more videos: sorted by name, the first ceil(n/2) give the calibration clips, the rest the
-    held-out ones. One video: even segments calibrate, odd segments are held out.
+    held-out ones. One video: even segments calibrate, odd segments are held out. With `labels`, the
+    held-out clips are the labelled videos beside the CSV (one clip each, `heldout` unused) and every
+    video of `videos` calibrates (`check_options` refused a labelled one among them).
     """
-    from inti_export.calibration.clips import find_videos, load_clips_cached, preprocess_for, shipped_videos_dir
+    from inti_export.calibration.clips import (
+        find_videos,
+        labelled_clips,
+        load_clips_cached,
+        preprocess_for,
+        shipped_videos_dir,
+    )
 
     directory = Path(videos) if videos is not None else shipped_videos_dir()
     files = [directory] if directory.is_file() else find_videos(directory)
@@ -377,6 +415,12 @@ def split_clips(cfg, videos: Path | None, heldout: int, calibration: int) -> Cli
             )
         return got.clips, got.names
 
+    if labels is not None:
+        held, y, held_names = labelled_clips(cfg, Path(labels).parent, labels)
+        cal, cal_names = take(files, calibration, "calibration clips")
+        rule = (f"by labels: the {len(held_names)} labelled videos in {Path(labels).parent} are held out (one clip"
+                f" each), the videos of {directory} calibrate")
+        return ClipSplit(held, held_names, cal, cal_names, rule, str(directory), y, str(labels))
     if len(files) >= 2:
         k = (len(files) + 1) // 2
         cal, cal_names = take(files[:k], calibration, "calibration clips")
@@ -410,16 +454,25 @@ def head_logits(x: np.ndarray, head: np.ndarray | None) -> np.ndarray:
     return (x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-30)) @ head
 
 
-def accuracy(out: np.ndarray, ref: np.ndarray, head: np.ndarray | None, head_text: str, computed_by: str) -> Accuracy:
-    """Cosine, relative error and top-1/top-5 agreement of `out` against `ref` (K, E)."""
-    from inti_export.metrics import cosine_per_sample
+def accuracy(
+    out: np.ndarray, ref: np.ndarray, head: np.ndarray | None, head_text: str, computed_by: str,
+    labels: np.ndarray | None = None,
+) -> Accuracy:
+    """Cosine, relative error and top-1/top-5 agreement of `out` against `ref` (K, E); with `labels` (K,)
+    (the model's own logits), also top-1/top-5 against them and the top-1 points lost against `ref`."""
+    from inti_export.metrics import cosine_per_sample, topk_accuracy
     from inti_export.tools.compare import agreement
 
     cos = cosine_per_sample(out, ref)
     scale = float(np.abs(ref).max()) or 1.0
     top1, top5 = agreement(head_logits(out, head), head_logits(ref, head), logits=True)
-    return Accuracy(len(ref), float(cos.min()), float(cos.mean()), float(np.abs(out - ref).max()) / scale,
-                    top1, float(top5), head_text, computed_by)
+    acc = Accuracy(len(ref), float(cos.min()), float(cos.mean()), float(np.abs(out - ref).max()) / scale,
+                   top1, float(top5), head_text, computed_by)
+    if labels is not None:
+        acc.label_top1 = topk_accuracy(out, labels, 1)
+        acc.label_top5 = topk_accuracy(out, labels, 5)
+        acc.label_top1_drop_points = round(100.0 * (topk_accuracy(ref, labels, 1) - acc.label_top1), 6)
+    return acc
 
 
 def gate_rule(
@@ -434,7 +487,10 @@ def gate_rule(
     return tol.cosine, tol.rel_err, tol.top1
 
 
-def check_gate(acc: Accuracy, precision: str, min_cosine: float | None, min_top1: float | None) -> Gate:
+def check_gate(
+    acc: Accuracy, precision: str, min_cosine: float | None, min_top1: float | None, max_top1_drop: float | None = None
+) -> Gate:
+    """The precision's rule (or the user's thresholds) and, when the accuracy has labels, `max_top1_drop`."""
     cos_t, rel_t, top1_t = gate_rule(precision, min_cosine, min_top1)
     failures = []
     if cos_t is not None and acc.cosine_min < cos_t:
@@ -443,7 +499,13 @@ def check_gate(acc: Accuracy, precision: str, min_cosine: float | None, min_top1
         failures.append(f"rel err {acc.rel_err:.2e} > {rel_t:.0e}")
     if top1_t is not None and acc.top1_agreement < top1_t:
         failures.append(f"top-1 agreement {acc.top1_agreement:.3f} < {top1_t}")
-    return Gate(not failures, _rule_text(precision, min_cosine, min_top1), failures)
+    labelled = max_top1_drop is not None and acc.label_top1_drop_points is not None
+    if labelled and acc.label_top1_drop_points > max_top1_drop:
+        failures.append(f"loses {acc.label_top1_drop_points:.2f} points of top-1 against the labels (> {max_top1_drop:g})")
+    rule = _rule_text(precision, min_cosine, min_top1)
+    if labelled:
+        rule += f"; top-1 against the labels at most {max_top1_drop:g} points below PyTorch FP32"
+    return Gate(not failures, rule, failures)
 
 
 def _rule_text(precision: str, min_cosine: float | None, min_top1: float | None) -> str:
@@ -540,7 +602,9 @@ def choose(candidates: list[Candidate], objective: str, max_latency_ms: float | 
     what = "highest throughput" if objective == Objective.throughput.value else "lowest p50 latency"
     reason = (f"{what}{budget} among the {len(options)} candidate(s) that passed the accuracy gate"
               f" ({best.gate.rule}): {row.throughput_clips_s:.3g} clips/s, p50 {row.p50_ms:.1f} ms at batch {row.batch};"
-              f" cosine min {best.accuracy.cosine_min:.6f}, top-1 {best.accuracy.top1_agreement:.3f}")
+              f" cosine min {best.accuracy.cosine_min:.6f}, top-1 {best.accuracy.top1_agreement:.3f}"
+              + (f", top-1 against the labels {100 * best.accuracy.label_top1:.2f}%"
+                 if best.accuracy.label_top1 is not None else ""))
     return Choice(best.id, best.runner, best.precision, row.batch, row.p50_ms, row.throughput_clips_s, reason, excluded)
 
 
@@ -560,7 +624,8 @@ def _command(opts: OptimizeOptions, out: Path, runners: tuple[str, ...], precisi
     """The `inti-export optimize` line that remakes exactly these candidates (same keys) in `out`."""
     args = ["inti-export", "optimize"]
     args += ["--preset", opts.preset] if opts.preset else ["--onnx", str(opts.onnx)]
-    for flag, value in (("--checkpoint", opts.checkpoint), ("--videos", opts.videos), ("--threads", opts.threads)):
+    for flag, value in (("--checkpoint", opts.checkpoint), ("--videos", opts.videos), ("--threads", opts.threads),
+                        ("--labels", opts.labels)):
         if value is not None:
             args += [flag, str(value)]
     args += ["--runners", ",".join(runners), "--precisions", ",".join(precisions)]
@@ -568,8 +633,9 @@ def _command(opts: OptimizeOptions, out: Path, runners: tuple[str, ...], precisi
         args += ["--batch", ",".join(map(str, opts.batches))]
     elif opts.max_latency_ms is not None:
         args += ["--max-latency-ms", str(opts.max_latency_ms)]
-    args += ["--iters", str(opts.iters), "--warmup", str(opts.warmup), "--clips", str(opts.clips),
-             "--calib-clips", str(opts.calib_clips)]
+    args += ["--iters", str(opts.iters), "--warmup", str(opts.warmup)]
+    args += ["--max-top1-drop", str(opts.max_top1_drop)] if opts.labels is not None else ["--clips", str(opts.clips)]
+    args += ["--calib-clips", str(opts.calib_clips)]
     args += ["--run-emulated"] if opts.run_emulated else []
     args += ["-o", str(out)]
     return shlex.join(args)
@@ -726,6 +792,7 @@ def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
     ort_mode = ORT_MODE if runner_kind.startswith("ort") else None
     parts = {"unit": "candidate", "runner": runner_kind, "precision": precision, "artifact": art_key,
              "reference": run.ref_rel, "heldout": _array_sha(run.split.heldout), "batches": o.batches,
+             "labels": None if run.split.labels is None else _array_sha(run.split.labels),
              "iters": o.iters, "warmup": o.warmup, "env": run.env_key, "ort_mode": ort_mode,
              "max_latency_ms": o.max_latency_ms if not o.batches else None}
 
@@ -746,7 +813,7 @@ def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
             how = runner.name + (f" ({runner.mode_label})" if ort_mode else "")
             chunk = max(o.batches) if o.batches else 1
             out = _outputs(runner, run.split.heldout, chunk)
-            acc = accuracy(out, run.ref, run.head, run.head_text, how)
+            acc = accuracy(out, run.ref, run.head, run.head_text, how, run.split.labels)
             rows, stop = measure_speed(runner, run.split.heldout, o.batches, o.iters, o.warmup, o.max_latency_ms)
         except KeyboardInterrupt:
             raise
@@ -799,7 +866,7 @@ def run_optimize(
     event = on_event or (lambda *a: None)
 
     model = model_for(opts.preset, opts.onnx, opts.checkpoint).eval()
-    split = split_clips(model.cfg, opts.videos, opts.clips, opts.calib_clips)
+    split = split_clips(model.cfg, opts.videos, opts.clips, opts.calib_clips, opts.labels)
     ckpt = sha256_file(opts.checkpoint) if opts.checkpoint else None
     if opts.onnx is not None:
         source = {"onnx_sha256": sha256_file(opts.onnx), "checkpoint_sha256": ckpt}
@@ -822,12 +889,15 @@ def run_optimize(
             event("candidate", f"{kind}-{precision}", "start")
             c = _candidate(run, kind, precision)
             if c.accuracy is not None:
-                c.gate = check_gate(c.accuracy, precision, opts.min_cosine, opts.min_top1)
+                c.gate = check_gate(c.accuracy, precision, opts.min_cosine, opts.min_top1,
+                                    opts.max_top1_drop if opts.labels is not None else None)
             candidates.append(c)
             event("candidate", c.id, c.status if not c.cached else "cached")
     choice = choose(candidates, opts.objective, opts.max_latency_ms)
     gate = ("--min-cosine/--min-top1 for every precision" if opts.min_cosine is not None or opts.min_top1 is not None
             else "each precision's tolerance preset (tools/compare.py TOLERANCES)")
+    if opts.labels is not None:
+        gate += f"; top-1 against the labels at most {opts.max_top1_drop:g} points below PyTorch FP32 (--max-top1-drop)"
     report = OptimizeReport(
         model={"preset": model.cfg.name, "onnx": str(opts.onnx) if opts.onnx else None,
                "checkpoint": str(opts.checkpoint) if opts.checkpoint else None,

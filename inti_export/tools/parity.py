@@ -1,6 +1,8 @@
 """The parity gate: the same clips through PyTorch, ONNX Runtime and TensorRT, compared per output.
 
-`run_parity` returns a `ParityReport` (JSON-serialisable, schema in docs/reports.md); when a
+`run_parity` returns a `ParityReport` (JSON-serialisable, schema in docs/reports.md). Given class
+labels for the clips, each runner's top-1/top-5 against them is reported too, and a runner that
+loses more than `max_top1_drop` points of top-1 against PyTorch fails the gate. When a
 comparison against ONNX Runtime fails, `localize_divergence` runs a debug copy of the ONNX with
 every block's and InTI layer's output exposed and names the first one that diverges.
 """
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from inti_export.errors import IntiExportError, ParityError, one_line
+from inti_export.metrics import topk_accuracy
 from inti_export.runtime.base import Runner
 from inti_export.tools.compare import Comparison, Tolerance, compare_arrays, cosine_per_sample, get_tolerance
 from inti_export.vocab import (
@@ -55,6 +58,18 @@ class Divergence:
 
 
 @dataclass
+class LabelAccuracy:
+    """One runner's accuracy against the clips' labels; `drop_points`: top-1 points lost against the reference."""
+
+    runner: str
+    top1: float
+    top5: float
+    correct1: int
+    count: int
+    drop_points: float
+
+
+@dataclass
 class ParityReport:
     preset: str
     onnx: str | None
@@ -69,6 +84,10 @@ class ParityReport:
     schema: str = PARITY_SCHEMA
     versions: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # runner -> how it evaluated (e.g. Q/DQ as quantised)
+    labels: str | None = None  # the labels file, when accuracy against labels was measured
+    max_top1_drop: float | None = None  # top-1 points a runner may lose against the reference (with labels)
+    label_accuracy: list[LabelAccuracy] = field(default_factory=list)  # the reference first
+    label_failures: list[str] = field(default_factory=list)  # one line per runner over `max_top1_drop`
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +102,7 @@ class ParityReport:
             div = dict(d["divergence"])
             div["checks"] = [BoundaryCheck(**c) for c in div["checks"]]
             d["divergence"] = Divergence(**div)
+        d["label_accuracy"] = [LabelAccuracy(**a) for a in d.get("label_accuracy", [])]
         return cls(**d)
 
 
@@ -166,11 +186,16 @@ def run_parity(
     ort_devices: tuple[str, ...] = ("cpu",),
     localize: bool = True,
     allow_skip: bool = False,
+    labels: np.ndarray | None = None,
+    labels_path: str | Path | None = None,
+    max_top1_drop: float = 1.0,
 ) -> ParityReport:
     """PyTorch (reference) vs ONNX Runtime vs TensorRT on `clips` (K, T, 3, H, W).
 
     A runner that was asked for but cannot run here (no GPU, no TensorRT) fails the gate unless
-    `allow_skip`: an unchecked engine is not a checked one.
+    `allow_skip`: an unchecked engine is not a checked one. `labels` (K,) class indices add each
+    runner's top-1/top-5 against them; a runner more than `max_top1_drop` points of top-1 below the
+    reference fails the gate.
     """
     from inti_export.runtime.ort_runner import OrtRunner
     from inti_export.runtime.torch_runner import TorchRunner
@@ -178,6 +203,15 @@ def run_parity(
     tol = get_tolerance(tolerance)
     if onnx_path is None and engine_path is None:
         raise ParityError("nothing to compare: give an ONNX file (--onnx) and/or an engine (--engine)")
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if model.head is None:
+            raise ParityError(f"preset {model.cfg.name} has no classifier head (num_classes=0): accuracy against"
+                              " labels needs a preset with num_classes")
+        if labels.shape != (len(clips),):
+            raise ParityError(f"{labels.size} labels for {len(clips)} clips; they must pair up")
+        if not max_top1_drop >= 0:
+            raise ParityError(f"max_top1_drop={max_top1_drop} must be >= 0 (points of top-1)")
     if onnx_path is not None:
         _check_onnx_matches(model, onnx_path)
     if engine_path is not None:
@@ -219,6 +253,12 @@ def run_parity(
         for name, res in results.items()
         if name != reference.name
     ]
+    label_accuracy, label_failures = [], []
+    if labels is not None:
+        label_accuracy = _label_accuracy({name: res[out_name] for name, res in results.items()}, labels)
+        label_failures = [f"{a.runner} loses {a.drop_points:.2f} points of top-1 against the labels"
+                          f" (> {max_top1_drop:g}; {100 * a.top1:.2f}% vs {100 * label_accuracy[0].top1:.2f}%)"
+                          for a in label_accuracy[1:] if a.drop_points > max_top1_drop]
     divergence = None
     failed_ort = [c for c in comparisons if not c.passed and c.runner.startswith("ort")]
     if failed_ort and localize and onnx_path is not None:
@@ -233,11 +273,27 @@ def run_parity(
         skipped=skipped,
         comparisons=comparisons,
         divergence=divergence,
-        passed=bool(comparisons) and all(c.passed for c in comparisons) and (allow_skip or not skipped),
+        passed=(bool(comparisons) and all(c.passed for c in comparisons) and (allow_skip or not skipped)
+                and not label_failures),
         versions=package_versions(),
         notes=notes,
+        labels=None if labels is None else str(labels_path or "given"),
+        max_top1_drop=None if labels is None else max_top1_drop,
+        label_accuracy=label_accuracy,
+        label_failures=label_failures,
     )
     return report
+
+
+def _label_accuracy(logits: dict[str, np.ndarray], labels: np.ndarray) -> list[LabelAccuracy]:
+    """Top-1/top-5 of each runner's logits (K, C) against `labels` (K,); the first runner is the reference."""
+    out = []
+    for name, x in logits.items():
+        top1 = topk_accuracy(np.asarray(x), labels, 1)
+        ref = out[0].top1 if out else top1
+        out.append(LabelAccuracy(name, top1, topk_accuracy(np.asarray(x), labels, 5), round(top1 * len(labels)),
+                                 len(labels), round(100.0 * (ref - top1), 6)))
+    return out
 
 
 def _check_onnx_matches(model, onnx_path) -> None:
