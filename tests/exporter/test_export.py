@@ -94,13 +94,31 @@ def test_decomposed_parity_and_no_custom_nodes(tmp_path, tiny_model, tiny_clips)
     assert err < REL_TOL and cos > COSINE_MIN
 
 
-def test_export_is_byte_identical(tmp_path, tiny_onnx, tiny_model):
-    again = export_onnx(tiny_model, tmp_path / "again.onnx", verify=False)
-    assert again.onnx_path.read_bytes() == tiny_onnx.onnx_path.read_bytes()
+@pytest.fixture(scope="module")
+def cli_export(tmp_path_factory):
+    """`inti-export onnx --preset test-tiny`, run once: (CLI result, the ONNX it wrote)."""
+    out = tmp_path_factory.mktemp("cli-onnx") / "m.onnx"
+    return CliRunner().invoke(app, ["onnx", "--preset", "test-tiny", "-o", str(out)]), out
 
 
-def test_static_batch_and_opset18(tmp_path, tiny_model):
-    res = export_onnx(tiny_model, tmp_path / "s.onnx", ExportSpec(dynamic_batch=False, opset=18, example_batch=2))
+def test_export_is_byte_identical(cli_export, tiny_onnx):
+    """Two exports of test-tiny, each from its own model built from the preset (the session's through
+    `export_onnx`, this one through the CLI), are the same bytes."""
+    res, out = cli_export
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes() == tiny_onnx.onnx_path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def static_classifier(tmp_path_factory):
+    """test-tiny with a 5-class head, exported with a static batch of 2 at opset 18, verified."""
+    model = create_model("test-tiny", num_classes=5)
+    spec = ExportSpec(dynamic_batch=False, opset=18, example_batch=2)
+    return export_onnx(model, tmp_path_factory.mktemp("static") / "s.onnx", spec)
+
+
+def test_static_batch_and_opset18(static_classifier):
+    res = static_classifier
     m = onnx.load(str(res.onnx_path))
     dims = m.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_value == 2
@@ -108,10 +126,8 @@ def test_static_batch_and_opset18(tmp_path, tiny_model):
     assert res.verification.passed
 
 
-def test_classifier_head_output_named_logits(tmp_path):
-    model = create_model("test-tiny", num_classes=5)
-    res = export_onnx(model, tmp_path / "c.onnx", verify=False)  # verification is tested elsewhere
-    assert onnx.load(str(res.onnx_path)).graph.output[0].name == "logits"
+def test_classifier_head_output_named_logits(static_classifier):
+    assert onnx.load(str(static_classifier.onnx_path)).graph.output[0].name == "logits"
 
 
 def test_unwritable_or_missing_output_dir(tmp_path, tiny_model):
@@ -135,10 +151,9 @@ def test_failed_verification_leaves_no_file(tmp_path, tiny_model, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_onnx_and_bad_checkpoints(tmp_path):
+def test_cli_onnx_and_bad_checkpoints(tmp_path, cli_export):
     runner = CliRunner()
-    out = tmp_path / "m.onnx"
-    res = runner.invoke(app, ["onnx", "--preset", "test-tiny", "-o", str(out)])
+    res, out = cli_export
     assert res.exit_code == 0, res.output
     assert "TokenInterpolate nodes: 2" in res.stdout and "passed" in res.stdout and out.exists()
 
