@@ -109,16 +109,26 @@ def test_export_is_byte_identical(cli_export, tiny_onnx):
     assert out.read_bytes() == tiny_onnx.onnx_path.read_bytes()
 
 
+def _short_tiny(**overrides):
+    """test-tiny cut to 2 blocks, 4 frames and one InTI layer, for tests of the export machinery
+    (options, clean-up) where the model's depth does not matter: its export takes about 60% of test-tiny's."""
+    from inti_export.models import get_config
+
+    vision_cfg = {**get_config("test-tiny").vision_cfg, "layers": 2}
+    return create_model("test-tiny", vision_cfg=vision_cfg, insert_before=(1,), frames=4, **overrides)
+
+
 @pytest.fixture(scope="module")
 def static_classifier(tmp_path_factory):
-    """test-tiny with a 5-class head, exported with a static batch of 2 at opset 18, verified."""
-    model = create_model("test-tiny", num_classes=5)
+    """Short test-tiny with a 5-class head, exported with a static batch of 2 at opset 18, verified."""
+    model = _short_tiny(num_classes=5)
     spec = ExportSpec(dynamic_batch=False, opset=18, example_batch=2)
     return export_onnx(model, tmp_path_factory.mktemp("static") / "s.onnx", spec)
 
 
 def test_static_batch_and_opset18(static_classifier):
     res = static_classifier
+    assert res.manifest["inti_nodes"] == 1  # the InTI function is written at opset 18 too
     m = onnx.load(str(res.onnx_path))
     dims = m.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_value == 2
@@ -144,11 +154,8 @@ def test_unwritable_or_missing_output_dir(tmp_path, tiny_model):
 
 def test_failed_verification_leaves_no_file(tmp_path, monkeypatch):
     from inti_export.exporter import onnx_export
-    from inti_export.models import get_config
 
-    # test-tiny cut to 2 blocks, 4 frames and one InTI layer: the export takes about 60% of test-tiny's
-    vision_cfg = {**get_config("test-tiny").vision_cfg, "layers": 2}
-    model = create_model("test-tiny", vision_cfg=vision_cfg, insert_before=(1,), frames=4)
+    model = _short_tiny()
     monkeypatch.setattr(onnx_export, "REL_TOL", 0.0)  # nothing can pass a zero tolerance
     with pytest.raises(ExportError, match="differs from PyTorch"):
         export_onnx(model, tmp_path / "m.onnx")
