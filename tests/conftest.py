@@ -48,28 +48,34 @@ def tiny_onnx(tmp_path_factory, tiny_model, tiny_clips):
     return export_onnx(tiny_model, path, clips=tiny_clips.clips[:2], clip_names=tiny_clips.names[:2])
 
 
-def trt_module_available() -> bool:
-    """True when tensorrt or tensorrt_rtx imports (engines can be built here)."""
+def tiny_engine_runtime() -> str | None:
+    """The runtime `tiny_engine` builds with: TensorRT-RTX when it imports (it builds without a GPU),
+    else full TensorRT; None when neither imports."""
     import importlib
 
-    for name in ("tensorrt", "tensorrt_rtx"):
+    for runtime, name in (("tensorrt-rtx", "tensorrt_rtx"), ("tensorrt", "tensorrt")):
         try:
             importlib.import_module(name)
-            return True
+            return runtime
         except (ImportError, OSError):
             continue
-    return False
+    return None
+
+
+TINY_ENGINE_BATCH = (1, 2, 4)  # the profile of `tiny_engine`: min 1, opt 2, max 4
 
 
 @pytest.fixture(scope="session")
 def tiny_engine(tmp_path_factory, tiny_onnx):
-    """(engine, manifest) built once from `tiny_onnx` (TensorRT-RTX on CPU); None without a TensorRT module."""
-    if not trt_module_available():
+    """(engine, manifest) built once from `tiny_onnx` with a 1:2:4 batch profile (`tiny_engine_runtime`);
+    None without a TensorRT module."""
+    runtime = tiny_engine_runtime()
+    if runtime is None:
         return None
-    from inti_export.runtime.trt import build_engine
+    from inti_export.runtime.trt import BuildConfig, build_engine
 
     path = tmp_path_factory.mktemp("engine") / "test-tiny.engine"
-    build_engine(tiny_onnx.onnx_path, path)
+    build_engine(tiny_onnx.onnx_path, path, BuildConfig(runtime=runtime, batch=TINY_ENGINE_BATCH))
     return path, path.with_name(path.name + ".json")
 
 

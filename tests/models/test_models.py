@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -33,10 +34,16 @@ def test_presets_listed():
     assert get_config("inti-l14").insert_before == (10, 14)
 
 
+@pytest.fixture(scope="module")
+def flops_of():
+    """`count_flops(preset)`, each preset counted once in this module (it takes up to a second)."""
+    return functools.cache(count_flops)
+
+
 @pytest.mark.parametrize("preset", sorted(PAPER_GFLOPS))
-def test_flops_reproduce_paper_table1(preset):
+def test_flops_reproduce_paper_table1(preset, flops_of):
     paper, tol = PAPER_GFLOPS[preset]
-    report = count_flops(preset)
+    report = flops_of(preset)
     assert abs(report.gflops - paper) / paper < tol, report
     if preset.startswith("inti"):
         assert report.frames_per_stage == [16, 8, 4]
@@ -262,6 +269,9 @@ def test_cli_errors_are_one_line():
     assert result.exit_code == 1 and "unknown preset 'nope'" in result.stderr
 
 
-def test_cli_presets_table():
+def test_cli_presets_table(monkeypatch, flops_of):
+    from inti_export.models import flops
+
+    monkeypatch.setattr(flops, "count_flops", flops_of)  # the real counts, shared with the tests above
     result = CliRunner().invoke(app, ["presets"])
     assert result.exit_code == 0 and "inti-l14-late" in result.stdout

@@ -100,10 +100,16 @@ def test_fp32_engine_and_manifest(engines, test_onnx):
     assert manifest.outputs == [{"name": "embedding", "dtype": "float32", "shape": [None, 16]}]
 
 
-@pytest.mark.slow
-def test_real_test_tiny_export_builds(tiny_onnx, tmp_path):
-    """The exporter's test-tiny ONNX (two InTI steps) builds and both functions are inlined."""
-    m = build_engine(tiny_onnx.onnx_path, tmp_path / "test-tiny.engine", BuildConfig(runtime=RUNTIME, batch=BATCH))
+def test_real_test_tiny_export_builds(tiny_onnx, tiny_engine):
+    """The exporter's test-tiny ONNX (two InTI steps) builds and both functions are inlined.
+
+    The build is the session's `tiny_engine` (tests/conftest.py: this module's runtime, a 1:2:4 profile).
+    """
+    path, manifest_file = tiny_engine
+    m = load_manifest(path)
+    assert manifest_file == manifest_path(path) and m.engine_sha256 == sha256_file(path)
+    assert m.runtime == RUNTIME and m.profile_batch == BATCH
+    assert m.onnx_sha256 == sha256_file(tiny_onnx.onnx_path)
     summary = m.network_summary
     assert m.onnx_metadata["inti.preset"] == "test-tiny" and m.precision == "fp32"
     assert summary["plugin_layers"] == [] and len(summary["onnx_function_nodes"]) == 2

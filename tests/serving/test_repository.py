@@ -124,25 +124,24 @@ def test_invalid_repository(tmp_path, tiny_repo):
 
 # -- TensorRT: a real TensorRT-RTX engine built from test-tiny on this CPU-only machine ----------------
 @pytest.fixture(scope="module")
-def tiny_engine(tmp_path_factory, tiny_onnx):
+def rtx_engine(tiny_engine):
+    """The session's test-tiny engine (tests/conftest.py, batch profile 1:2:4), built by TensorRT-RTX."""
     from inti_export.errors import RuntimeUnavailableError
-    from inti_export.runtime.trt import BuildConfig, build_engine, load_trt_module
+    from inti_export.runtime.trt import load_trt_module
 
     try:
         load_trt_module("tensorrt-rtx")
     except RuntimeUnavailableError as e:
         pytest.skip(f"TensorRT-RTX is not importable: {e}")
-    path = tmp_path_factory.mktemp("engine") / "tiny.engine"
-    build_engine(tiny_onnx_path(tiny_onnx), path, BuildConfig(runtime="tensorrt-rtx", batch=(1, 2, 4)))
-    return path
+    return tiny_engine[0]  # built with TensorRT-RTX whenever it imports
 
 
 @pytest.mark.trt
-def test_tensorrt_repo_matches_engine_manifest(tmp_path, tiny_engine, tiny_onnx):
+def test_tensorrt_repo_matches_engine_manifest(tmp_path, rtx_engine, tiny_onnx):
     from inti_export.runtime.manifest import load_manifest
 
-    manifest = load_manifest(tiny_engine)
-    report = write_triton_repo(tiny_engine, tmp_path / "repo", RepoConfig(backend="tensorrt", kind="gpu", video=True))
+    manifest = load_manifest(rtx_engine)
+    report = write_triton_repo(rtx_engine, tmp_path / "repo", RepoConfig(backend="tensorrt", kind="gpu", video=True))
     assert "tensorrt-rtx" in " ".join(report.notes)  # Triton's tensorrt backend is full TensorRT: said so
     cfg = read_config(tmp_path / "repo" / "test-tiny" / "config.pbtxt")
     assert (cfg.platform, cfg.backend, cfg.default_model_filename) == ("tensorrt_plan", "tensorrt", "model.plan")
@@ -155,31 +154,31 @@ def test_tensorrt_repo_matches_engine_manifest(tmp_path, tiny_engine, tiny_onnx)
     }
     assert _io(cfg.input) == {i["name"]: (pb.TYPE_FP32, i["shape"][1:]) for i in manifest.inputs}
     assert _io(cfg.output) == {o["name"]: (pb.TYPE_FP32, o["shape"][1:]) for o in manifest.outputs}
-    assert (tmp_path / "repo" / "test-tiny" / "1" / "model.plan").read_bytes() == tiny_engine.read_bytes()
+    assert (tmp_path / "repo" / "test-tiny" / "1" / "model.plan").read_bytes() == rtx_engine.read_bytes()
     ens = read_config(tmp_path / "repo" / "test-tiny_ensemble" / "config.pbtxt")
     assert (
         ens.max_batch_size == 4
         and read_config(tmp_path / "repo" / "test-tiny_video" / "config.pbtxt").max_batch_size == 4
     )
 
-    python = write_triton_repo(tiny_engine, tmp_path / "py", RepoConfig(kind="gpu", max_batch=2))
+    python = write_triton_repo(rtx_engine, tmp_path / "py", RepoConfig(kind="gpu", max_batch=2))
     cfg = read_config(tmp_path / "py" / "test-tiny" / "config.pbtxt")
     assert cfg.backend == "python" and cfg.parameters["runner"].string_value == "trt" and cfg.max_batch_size == 2
     assert python.models[0]["max_batch_size"] == 2
 
 
 @pytest.mark.trt
-def test_tensorrt_refusals(tmp_path, tiny_engine):
+def test_tensorrt_refusals(tmp_path, rtx_engine):
     with pytest.raises(RepositoryError, match="exceeds the engine's batch profile max 4"):
-        write_triton_repo(tiny_engine, tmp_path / "r", RepoConfig(backend="tensorrt", kind="gpu", max_batch=8))
+        write_triton_repo(rtx_engine, tmp_path / "r", RepoConfig(backend="tensorrt", kind="gpu", max_batch=8))
     with pytest.raises(RepositoryError, match="needs an ONNX file"):
-        write_triton_repo(tiny_engine, tmp_path / "r", RepoConfig(backend="onnxruntime", kind="gpu"))
+        write_triton_repo(rtx_engine, tmp_path / "r", RepoConfig(backend="onnxruntime", kind="gpu"))
     with pytest.raises(RepositoryError, match="runs only on a GPU: pass --kind gpu"):
-        write_triton_repo(tiny_engine, tmp_path / "r", RepoConfig(backend="tensorrt"))
+        write_triton_repo(rtx_engine, tmp_path / "r", RepoConfig(backend="tensorrt"))
     # the same real engine, its manifest saying it needs the TokenInterpolate plugin (as a --plugin build's does)
     plugged = tmp_path / "plugged.engine"
-    shutil.copyfile(tiny_engine, plugged)
-    manifest = json.loads(tiny_engine.with_name(tiny_engine.name + ".json").read_text())
+    shutil.copyfile(rtx_engine, plugged)
+    manifest = json.loads(rtx_engine.with_name(rtx_engine.name + ".json").read_text())
     manifest["plugins"] = [
         {"name": "TokenInterpolate", "namespace": "inti", "version": "1", "sha256": "0", "files": []}
     ]
@@ -187,7 +186,7 @@ def test_tensorrt_refusals(tmp_path, tiny_engine):
     with pytest.raises(RepositoryError, match=r"needs plugin inti::TokenInterpolate.*--backend python"):
         write_triton_repo(plugged, tmp_path / "r", RepoConfig(backend="tensorrt", kind="gpu"))
     tampered = tmp_path / "tampered.engine"
-    tampered.write_bytes(tiny_engine.read_bytes()[:-1] + b"\0")
-    shutil.copyfile(tiny_engine.with_name(tiny_engine.name + ".json"), tampered.with_name(tampered.name + ".json"))
+    tampered.write_bytes(rtx_engine.read_bytes()[:-1] + b"\0")
+    shutil.copyfile(rtx_engine.with_name(rtx_engine.name + ".json"), tampered.with_name(tampered.name + ".json"))
     with pytest.raises(RepositoryError, match="does not match its manifest"):
         write_triton_repo(tampered, tmp_path / "r", RepoConfig(backend="tensorrt", kind="gpu"))

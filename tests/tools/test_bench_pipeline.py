@@ -13,12 +13,14 @@ from inti_export.errors import IntiExportError
 from inti_export.tools.bench import BenchReport, run_bench
 
 
-def test_bench_compare_naive_report_and_plot(tmp_path):
+def test_bench_compare_naive_report_and_plot(tmp_path, tiny_onnx):
+    """test-tiny's ONNX is the session's (--onnx); the naive variant's is exported by the bench itself."""
     rep_path, plot_path = tmp_path / "bench.json", tmp_path / "bench.png"
     res = CliRunner().invoke(
         app,
-        ["bench", "--preset", "test-tiny", "--runners", "torch,ort", "--batch", "1,2", "--iters", "3", "--warmup", "1",
-         "--compare-naive", "--report", str(rep_path), "--plot", str(plot_path)],
+        ["bench", "--preset", "test-tiny", "--onnx", str(tiny_onnx.onnx_path), "--runners", "torch,ort",
+         "--batch", "1,2", "--iters", "3", "--warmup", "1", "--compare-naive", "--report", str(rep_path),
+         "--plot", str(plot_path)],
     )
     assert res.exit_code == 0, res.output
     report = BenchReport.from_dict(json.loads(rep_path.read_text()))
