@@ -15,7 +15,7 @@ from inti_export.vocab import INPUT_NAME
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # CPU flags of native half-precision matrix arithmetic. Without them PyTorch's CPU matmul in that
-# dtype is emulated: about 80x slower than FP32 on an AVX2 EPYC (docs/benchmarks.md, "PyTorch FP16 on the CPU").
+# dtype is emulated: about 90-100x slower than FP32 on an AVX2 EPYC (docs/benchmarks.md, "PyTorch FP16 on the CPU").
 NATIVE_HALF_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16", "asimdhp"), "bf16": ("avx512_bf16", "amx_bf16", "bf16")}
 
 
@@ -43,7 +43,7 @@ def emulated_on_cpu(precision: str) -> str | None:
     if native is not False:
         return None
     return (f"this {platform.machine()} CPU has no native {precision.upper()} matrix arithmetic "
-            f"({' / '.join(NATIVE_HALF_FLAGS[precision][:2])}): PyTorch emulates it, about 80x slower than FP32")
+            f"({' / '.join(NATIVE_HALF_FLAGS[precision][:2])}): PyTorch emulates it, about 90x slower than FP32")
 
 
 class TorchRunner(Runner):

@@ -82,7 +82,7 @@ def optimize(
     clips: Annotated[int | None, typer.Option(help="Held-out clips for accuracy (default 4).", min=2)] = None,
     calib_clips: Annotated[int, typer.Option(help="Calibration clips for INT8/FP8.", min=1)] = 8,
     run_emulated: Annotated[
-        bool, typer.Option(help="Run PyTorch FP16/BF16 even where the CPU only emulates them (about 80x slower).")
+        bool, typer.Option(help="Run PyTorch FP16/BF16 even where the CPU only emulates them (about 90x slower here).")
     ] = False,
     labels: Annotated[
         Path | None,
