@@ -33,9 +33,9 @@ from inti_export.vocab import INPUT_NAME
 logger = logging.getLogger(__name__)
 
 _POLL_S = 0.5
-# Decode workers yield to inference: where no core is spare, a decoder scheduled on a core that one
-# of ONNX Runtime's threads needs stalls the whole parallel operator; niced, it decodes in the gaps
-# (docs/corpus.md). Where decoding is the slower stage the inference side mostly sleeps, so it loses little.
+# Decode workers run at a lower priority than inference, so that where cores are contended the
+# scheduler favours ONNX Runtime's threads. It does not remove the contention: with no spare core a
+# decoder still stalls ORT's parallel operators (docs/benchmarks.md, "Embedding a corpus").
 DECODE_NICE = 10
 
 
