@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from serving_helpers import server_processes, tiny_onnx_path
+from serving_helpers import running_server, tiny_onnx_path
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +25,5 @@ def tiny_repo(tmp_path_factory, tiny_onnx) -> Path:
 @pytest.fixture(scope="session")
 def tiny_server(tiny_repo):
     """One tritonserver on free ports over `tiny_repo`; stopped (whole process group) after the session."""
-    from inti_export.serving.server import TritonServer
-
-    server = TritonServer(tiny_repo, ready_timeout=240)
-    server.start()
-    try:
+    with running_server(tiny_repo, ready_timeout=240) as server:
         yield server
-    finally:
-        server.stop()
-        assert server_processes(str(tiny_repo)) == []

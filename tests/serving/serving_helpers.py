@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -46,3 +47,17 @@ def serving_setup_missing() -> str | None:
             raise
         return f"serving setup missing ({e}); .ci/run installs it (docs/serving.md)"
     return None
+
+
+@contextlib.contextmanager
+def running_server(repo: Path, ready_timeout: float):
+    """A real tritonserver over `repo` on free ports; stopped (whole process group) on exit, leaving no process."""
+    from inti_export.serving.server import TritonServer
+
+    server = TritonServer(repo, ready_timeout=ready_timeout)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        assert server_processes(str(repo)) == []

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from importlib import resources
 
 import numpy as np
 import pytest
 import torch
-from serving_helpers import child_env, server_processes, serving_setup_missing, tiny_onnx_path
+from serving_helpers import child_env, running_server, serving_setup_missing
 from typer.testing import CliRunner
 
 _MISSING = serving_setup_missing()
@@ -32,11 +31,10 @@ INFER = [sys.executable, "-c", "from inti_export.cli import app; app()", "infer"
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(task_checkpoint):
     from inti_export.models import create_model
 
-    checkpoint = resources.files("inti_export.models").joinpath("checkpoints", "task-inti.safetensors")
-    return create_model("task-inti", checkpoint=str(checkpoint))
+    return create_model("task-inti", checkpoint=str(task_checkpoint))
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +54,9 @@ def task_clips(trained, task_videos):
 
 
 @pytest.fixture(scope="module")
-def task_onnx(tmp_path_factory, trained, task_clips):
-    from inti_export.exporter import export_onnx
-
-    path = tmp_path_factory.mktemp("task-onnx") / "task-inti.onnx"
-    return tiny_onnx_path(export_onnx(trained, path, clips=task_clips[1][:2]))
-
-
-@pytest.fixture(scope="module")
 def reference(trained, task_onnx, task_clips):
-    """{video: (PyTorch logits, ONNX Runtime logits)} in process, on the clips the server decodes."""
+    """{video: (PyTorch logits, ONNX Runtime logits)} in process, on the clips the server decodes;
+    `task_onnx` is the session's export of the same checkpoint (tests/conftest.py)."""
     from inti_export.runtime.ort_runner import OrtRunner
 
     names, clips = task_clips
@@ -92,15 +83,8 @@ def task_repo(tmp_path_factory, task_onnx):
 @pytest.fixture(scope="module")
 def task_server(task_repo):
     """A second tritonserver, on free ports, for the task repository; stopped (process group) after the module."""
-    from inti_export.serving.server import TritonServer
-
-    server = TritonServer(task_repo, ready_timeout=300)
-    server.start()
-    try:
+    with running_server(task_repo, ready_timeout=300) as server:
         yield server
-    finally:
-        server.stop()
-        assert server_processes(str(task_repo)) == []
 
 
 def test_labels_files_in_the_repository(task_repo, task_onnx, tmp_path):
