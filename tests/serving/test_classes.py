@@ -24,7 +24,7 @@ if _MISSING:
 from inti_export.cli import app  # noqa: E402
 from inti_export.serving import RepoConfig, RepositoryError, write_triton_repo  # noqa: E402
 from inti_export.serving.config import read_config  # noqa: E402
-from inti_export.tasks.motion import CLASSES, make_split, read_labels  # noqa: E402
+from inti_export.tasks.motion import CLASSES, read_labels  # noqa: E402
 
 ENSEMBLE, PLAIN = "task-inti_ensemble", "task-plain"  # labelled by --labels; class_<i> by default
 INFER = [sys.executable, "-c", "from inti_export.cli import app; app()", "infer", "--json"]
@@ -38,11 +38,9 @@ def trained(task_checkpoint):
 
 
 @pytest.fixture(scope="module")
-def task_videos(tmp_path_factory):
-    """8 videos of the task's test split (2 per class) and their labels.csv."""
-    folder = tmp_path_factory.mktemp("task-videos")
-    make_split(folder, "test", 8)
-    return folder
+def task_videos(task_split):
+    """The first 8 videos of the session's labelled test split (tests/conftest.py)."""
+    return sorted(task_split.glob("*.mp4"))[:8]
 
 
 @pytest.fixture(scope="module")
@@ -122,23 +120,21 @@ def _check_top_k(results, reference, names, k: int):
         np.testing.assert_allclose(scores, ort_logits[[entry["index"] for entry in top]], atol=2e-5, rtol=0)
 
 
-def test_ensemble_top_k_labels_match_in_process_model(task_server, task_videos, reference):
-    videos = sorted(task_videos.glob("*.mp4"))
-    res = _infer(videos, task_server.endpoints.http, "--top-k", "2")
+def test_ensemble_top_k_labels_match_in_process_model(task_server, task_split, task_videos, reference):
+    res = _infer(task_videos, task_server.endpoints.http, "--top-k", "2")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["model"] == ENSEMBLE  # the one ensemble, found without --model
     _check_top_k(out["results"], reference, CLASSES, k=2)
     # the labels mean what the task says: the trained model gets most of its own test videos right
-    truth = read_labels(task_videos / "labels.csv")
+    truth = read_labels(task_split / "labels.csv")
     right = sum(r["labels"][0]["label"] == CLASSES[truth[r["video"].rsplit("/", 1)[-1]]] for r in out["results"])
     assert right >= 6, out["results"]
 
 
 def test_class_head_without_labels_file_gets_class_i(task_server, task_videos, reference):
     """The bare model (decoded clips from the client) over gRPC, labelled class_<i> by default."""
-    videos = sorted(task_videos.glob("*.mp4"))
-    res = _infer(videos, task_server.endpoints.grpc, "--model", PLAIN, "--top-k", "4")
+    res = _infer(task_videos, task_server.endpoints.grpc, "--model", PLAIN, "--top-k", "4")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["model"] == PLAIN
