@@ -999,10 +999,15 @@ def plot_pareto(report: OptimizeReport, path: Path) -> None:
         passed.append(bool(c.gate and c.gate.passed))
         chosen.append(c.id == report.choice.candidate)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    # a label is about a seventh of the plot wide: lift it above earlier labels it would overlap
+    width = 0.15 * ((max(x for x, _ in pts) - min(x for x, _ in pts)) if pts else 0.0)
     for i, ((x, y), label, ok) in enumerate(zip(pts, labels, passed, strict=True)):
         ax.scatter([x], [y], marker="o" if ok else "x", color="tab:blue" if ok else "tab:red", zorder=3)
-        near = sum(1 for x2, y2 in pts[:i] if abs(x2 - x) <= 0.03 * max(x, x2) and abs(np.log10(y2 / y)) < 0.3)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4 + 9 * near), fontsize=7)
+        near = sum(1 for x2, y2 in pts[:i]
+                   if abs(x2 - x) <= max(width, 0.03 * max(x, x2)) and abs(np.log10(y2 / y)) < 0.3)
+        right = width > 0 and x > max(px for px, _ in pts) - width  # near the right edge: label to the left
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(-4 if right else 4, 4 + 9 * near),
+                    ha="right" if right else "left", fontsize=7)
     front = pareto_front(pts)
     if len(front) > 1:  # the boundary of what is reachable: each point's speed at its error or worse
         ax.step([pts[i][0] for i in front], [pts[i][1] for i in front], where="pre", color="grey", lw=1,
