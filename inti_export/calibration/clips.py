@@ -538,6 +538,22 @@ def labelled_videos(cfg, videos: str | os.PathLike, labels_path: str | os.PathLi
     return {files[name]: labels[name] for name in sorted(labels)}
 
 
+def check_held_out(labelled: dict[Path, int], source: str | os.PathLike | None) -> None:
+    """One line if a labelled (held-out) video would also calibrate from `source`: that video itself, or a
+    folder holding it (None: the shipped videos). An .npz of ready clips names no videos: nothing to check."""
+    if source is not None and Path(source).suffix.lower() == ".npz":
+        return
+    folder = Path(source) if source is not None else shipped_videos_dir()
+    files = {folder.resolve()} if folder.is_file() else (
+        {p.resolve() for p in find_videos(folder)} if folder.is_dir() else set())
+    both = sorted(p.name for p in labelled if p.resolve() in files)
+    if both:
+        raise CalibrationError(
+            f"labelled video {both[0]} (and {len(both) - 1} more) would also calibrate from {folder}: calibrate on"
+            " other videos (--videos), so that held-out clips never calibrate"
+        )
+
+
 def labelled_clips(cfg, videos: str | os.PathLike, labels_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(clips (K, T, 3, H, W), labels (K,), names): one clip per labelled video in `videos`, by name."""
     labels = labelled_videos(cfg, videos, labels_path)

@@ -32,12 +32,11 @@ import numpy as np
 from inti_export.calibration.clips import (  # noqa: F401 - re-exported: the calibration data API
     DEFAULT_CLIPS,
     CalibrationData,
-    find_videos,
+    check_held_out,
     labelled_clips,
     labelled_videos,
     load_calibration_data,
     model_preprocess,
-    shipped_videos_dir,
 )
 from inti_export.errors import CalibrationError, IntiExportError, one_line
 from inti_export.fileio import atomic_output, check_output_path
@@ -534,7 +533,7 @@ def calibrate(
         cfg = _labelled_config(src)
         labelled = labelled_videos(cfg, Path(labels).parent, labels)
         if precision in QUANTIZED:
-            _check_heldout(labelled, source)
+            check_held_out(labelled, source)
     out = convert_precision(src, precision, out, calib_data=source, clips=clips, method=method,
                             keep_fp32=keep_fp32, backend=backend, reduce_range=reduce_range,
                             allow_foreign=allow_foreign)
@@ -571,18 +570,3 @@ def _labelled_config(onnx_path: Path):
         raise CalibrationError(f"{onnx_path} has no {META_CONFIG} metadata: accuracy against labels needs an ONNX"
                                " written by `inti-export onnx`")
     return config_from_dict(meta[META_CONFIG])
-
-
-def _check_heldout(labelled: dict[Path, int], source: str | os.PathLike | None) -> None:
-    """One line if a labelled (held-out) video would also calibrate: `source` is one, or a folder holding one."""
-    if source is not None and Path(source).is_file() and Path(source).suffix.lower() == ".npz":
-        return  # ready clips: no video names to check
-    folder = Path(source) if source is not None else shipped_videos_dir()
-    files = {folder.resolve()} if folder.is_file() else (
-        {p.resolve() for p in find_videos(folder)} if folder.is_dir() else set())
-    both = sorted(p.name for p in labelled if p.resolve() in files)
-    if both:
-        raise CalibrationError(
-            f"labelled video {both[0]} (and {len(both) - 1} more) would also calibrate from {folder}: calibrate on"
-            " other videos (--videos) so that the accuracy is measured on held-out ones"
-        )

@@ -13,7 +13,6 @@ A graph with QuantizeLinear/DequantizeLinear nodes (INT8/FP8 from `calibrate`) c
 from __future__ import annotations
 
 import enum
-import functools
 import os
 import platform
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from inti_export.errors import IntiExportError, RuntimeUnavailableError, one_line
 from inti_export.runtime.base import Runner, TensorSpec
+from inti_export.runtime.cpu import cpuinfo_text, flags_from
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -89,15 +89,9 @@ def session_options(mode: OrtMode | str, threads: int | None = None):
     return opts
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_int8_support() -> dict[str, object]:
-    """This CPU's int8 dot-product support (see `int8_support_from`), read once from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            cpuinfo = f.read()
-    except OSError:
-        cpuinfo = ""
-    return int8_support_from(cpuinfo, platform.machine())
+    """This CPU's int8 dot-product support (see `int8_support_from`)."""
+    return int8_support_from(cpuinfo_text(), platform.machine())
 
 
 def int8_support_from(cpuinfo: str, machine: str) -> dict[str, object]:
@@ -106,11 +100,7 @@ def int8_support_from(cpuinfo: str, machine: str) -> dict[str, object]:
     `vnni`: True/False on x86 with readable flags, None where it cannot be told (other systems).
     `saturation_risk`: x86 without VNNI, where ORT's u8s8 kernels (AVX2 VPMADDUBSW) can saturate.
     """
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags") and ":" in line:
-            flags = set(line.split(":", 1)[1].split())
-            break
+    flags = flags_from(cpuinfo)
     machine = machine.lower()
     known = machine in ("x86_64", "amd64", "i686", "i386") and bool(flags)
     vnni = sorted(flags & set(VNNI_FLAGS))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import platform
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from inti_export.errors import IntiExportError, RuntimeUnavailableError
 from inti_export.models import compute_mode
 from inti_export.runtime.base import Runner, TensorSpec
+from inti_export.runtime.cpu import cpuinfo_text, flags_from
 from inti_export.vocab import INPUT_NAME
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -21,26 +21,13 @@ NATIVE_HALF_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16", "asimdhp"), "bf16": ("a
 
 def native_half_from(cpuinfo: str, precision: str) -> bool | None:
     """Whether /proc/cpuinfo's text lists a native `precision` flag; None when it lists no flags at all."""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        if line.split(":", 1)[0].strip() in ("flags", "Features") and ":" in line:
-            flags |= set(line.split(":", 1)[1].split())
-    if not flags:
-        return None
-    return bool(flags & set(NATIVE_HALF_FLAGS[precision]))
+    flags = flags_from(cpuinfo)
+    return bool(flags & set(NATIVE_HALF_FLAGS[precision])) if flags else None
 
 
-@functools.lru_cache(maxsize=4)
 def emulated_on_cpu(precision: str) -> str | None:
     """Why PyTorch `precision` would be emulated on this CPU (a reason to print), or None when native or unknown."""
-    if precision not in NATIVE_HALF_FLAGS:
-        return None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            native = native_half_from(f.read(), precision)
-    except OSError:
-        return None
-    if native is not False:
+    if precision not in NATIVE_HALF_FLAGS or native_half_from(cpuinfo_text(), precision) is not False:
         return None
     return (f"this {platform.machine()} CPU has no native {precision.upper()} matrix arithmetic "
             f"({' / '.join(NATIVE_HALF_FLAGS[precision][:2])}): PyTorch emulates it, about 90x slower than FP32")

@@ -269,18 +269,10 @@ def check_options(out: Path, opts: OptimizeOptions) -> None:
 
 def _check_labels(opts: OptimizeOptions, meta: dict[str, Any] | None) -> None:
     """The labels name videos beside them, fit the model's classes, and none of them is a calibration video."""
-    from inti_export.calibration.clips import find_videos, labelled_videos, shipped_videos_dir
+    from inti_export.calibration.clips import check_held_out, labelled_videos
     from inti_export.tools.inputs import config_for
 
-    labelled = labelled_videos(config_for(opts.preset, meta), Path(opts.labels).parent, opts.labels)
-    folder = Path(opts.videos) if opts.videos is not None else shipped_videos_dir()
-    calibration = {folder.resolve()} if folder.is_file() else {p.resolve() for p in find_videos(folder)}
-    both = sorted(p.name for p in labelled if p.resolve() in calibration)
-    if both:
-        raise IntiExportError(
-            f"labelled video {both[0]} (and {len(both) - 1} more) is also in --videos {folder}, where calibration"
-            " clips come from: pass --videos with other videos, so that held-out clips never calibrate"
-        )
+    check_held_out(labelled_videos(config_for(opts.preset, meta), Path(opts.labels).parent, opts.labels), opts.videos)
 
 
 # -- the cache --------------------------------------------------------------------------------------
