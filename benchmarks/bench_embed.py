@@ -1,7 +1,7 @@
 """Clips/s of `inti-export embed` against its own stages, on ORT CPU (docs/benchmarks.md, docs/corpus.md).
 
     nice python benchmarks/bench_embed.py [--work DIR] [--videos 200] [--b16-videos 12] [--rounds 2]
-        [--presets test-tiny,inti-b16] [--json results.json] [--plot embed.png]
+        [--presets test-tiny,inti-b16] [--batch 4] [--b16-batch 1] [--json results.json] [--plot embed.png]
 
 A synthetic corpus (benchmarks/make_corpus.py, 2-second videos, 15% of them corrupt or too short)
 is written once into --work. For each preset (test-tiny: decoding dominates; inti-b16: inference
@@ -9,14 +9,18 @@ dominates) the ONNX is exported once, then five modes are timed, interleaved ove
 (median reported), all on one clip per video:
 
     decode      decode_clips over every video in this process (what one decode worker does)
-    infer       the runner alone on as many random clips, in batches of --batch, after a warm-up
+    infer       the runner alone on as many random clips, in batches of the preset's batch, after a warm-up
     sequential  per video: decode its clips, then infer them (no overlap)
     embed       embed_local with --decode-workers 1 (warm fork server); steady-state rate from
                 the first embedded clip to the end, and the whole-run rate (start-up included)
     ray         embed_ray on a local Ray started beforehand (2 CPUs: one decode task, one actor)
 
-Inference uses --threads ORT threads in every mode. inti-b16 runs on the first --b16-videos videos
-only, to keep the whole benchmark within about 15 minutes on a 2-core machine.
+Inference uses --threads ORT threads and one batch size per preset in every mode: --batch for
+test-tiny, --b16-batch for inti-b16 (1 by default: on ORT CPU batch 1 is inti-b16's fastest per clip,
+0.276 against 0.253 clips/s at batch 2 in `inti-export optimize`, docs/benchmarks.md; a larger batch
+would handicap embed against the sequential loop, which infers each video's one clip alone).
+inti-b16 runs on the first --b16-videos videos only, to keep the benchmark within about 15 minutes on
+a 2-core machine.
 """
 
 from __future__ import annotations
@@ -89,14 +93,16 @@ def time_infer(runner, pre, clips: int, batch: int) -> tuple[int, float]:
     return done, time.perf_counter() - start
 
 
-def time_sequential(runner, videos, pre, sampling) -> tuple[int, float]:
+def time_sequential(runner, videos, pre, sampling, batch) -> tuple[int, float]:
+    """Per video: decode all its clips, then infer them in batches of at most `batch`."""
     start, clips = time.perf_counter(), 0
     for v in videos:
         try:
             got = [c for _, chunk in decode_clips(v, pre, sampling, 64) for c in chunk]
         except Exception:  # noqa: BLE001 - as in time_decode
             continue
-        runner.infer({INPUT_NAME: np.stack(got)})
+        for i in range(0, len(got), batch):
+            runner.infer({INPUT_NAME: np.stack(got[i:i + batch])})
         clips += len(got)
     return clips, time.perf_counter() - start
 
@@ -128,8 +134,10 @@ def run(args) -> dict:
                "presets": {}}
     try:
         counts = {"test-tiny": args.videos, "inti-b16": args.b16_videos}
+        batches = {"test-tiny": args.batch, "inti-b16": args.b16_batch}
         for preset in args.presets.split(","):
             count = counts.get(preset, args.b16_videos)
+            batch = batches.get(preset, args.batch)
             videos = all_videos[:count]
             onnx = _export(work, preset)
             model = ModelSource(artifact=onnx, threads=args.threads)
@@ -138,8 +146,8 @@ def run(args) -> dict:
             shutil.rmtree(out_root, ignore_errors=True)
             out_root.mkdir()
 
-            def job(name, vids=videos, pre_root=out_root, m=model):
-                return make_job(vids, m, pre_root / name, sampling, batch=args.batch, decode_workers=1)
+            def job(name, vids=videos, pre_root=out_root, m=model, b=batch):
+                return make_job(vids, m, pre_root / name, sampling, batch=b, decode_workers=1)
 
             embed_local(job("warm", videos[:3]))  # start the fork server; import the decoding stack once
             embed_ray(job("warm-ray", videos[:3]))  # start Ray's workers
@@ -148,13 +156,13 @@ def run(args) -> dict:
                 for r in range(args.rounds):
                     for mode in MODES:
                         if mode == "decode":
-                            clips, s = time_decode(videos, pre, sampling, args.batch)
+                            clips, s = time_decode(videos, pre, sampling, batch)
                             good, extra = clips, {}
                         elif mode == "infer":
-                            clips, s = time_infer(runner, pre, good, args.batch)  # as many as decoded
+                            clips, s = time_infer(runner, pre, good, batch)  # as many as decoded
                             extra = {}
                         elif mode == "sequential":
-                            clips, s = time_sequential(runner, videos, pre, sampling)
+                            clips, s = time_sequential(runner, videos, pre, sampling, batch)
                             extra = {}
                         elif mode == "embed":
                             clips, s, whole = time_embed(job(f"embed-{r}"))
@@ -169,7 +177,7 @@ def run(args) -> dict:
             summary = {m: statistics.median(x["clips_per_s"] for x in rows[m]) for m in MODES}
             slower = min(summary["decode"], summary["infer"])
             results["presets"][preset] = {
-                "videos": len(videos), "rows": rows, "median_clips_per_s": summary,
+                "videos": len(videos), "batch": batch, "rows": rows, "median_clips_per_s": summary,
                 "embed_vs_slower_stage": summary["embed"] / slower, "ray_vs_slower_stage": summary["ray"] / slower,
                 "embed_vs_sequential": summary["embed"] / summary["sequential"],
             }
@@ -205,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--b16-videos", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--presets", default="test-tiny,inti-b16")
-    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=4, help="test-tiny's (and any other preset's) batch")
+    ap.add_argument("--b16-batch", type=int, default=1, help="inti-b16's batch")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)

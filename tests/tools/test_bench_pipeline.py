@@ -61,16 +61,58 @@ def test_bench_trt_runner_skipped_without_gpu(tmp_path, tiny_engine):
         run_bench("test-tiny", runners=("trt",), engine_path=tmp_path / "none.engine")
 
 
-def test_pipeline_on_test_tiny(tmp_path):
+def test_pipeline_on_test_tiny(tmp_path, tiny_onnx):
+    """The chain after the export, from the session's ONNX (`--onnx`; `inti-export onnx` is tested in
+    tests/exporter); the export step itself is run by the failure test below."""
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["pipeline", "--preset", "test-tiny", "--iters", "1", "-o", str(out)])
+    res = CliRunner().invoke(app, ["pipeline", "--preset", "test-tiny", "--onnx", str(tiny_onnx.onnx_path),
+                                   "--iters", "1", "-o", str(out)])
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] and summary["schema"] == "inti-export/pipeline/1"
     steps = {s["name"]: s for s in summary["steps"]}
-    assert steps["export"]["status"] == "ok" and steps["parity"]["status"] == "ok" and steps["bench"]["status"] == "ok"
+    assert list(steps) == ["export", "engine", "parity", "bench"]
+    assert steps["export"]["status"] == "given" and steps["parity"]["status"] == "ok" and steps["bench"]["status"] == "ok"
     has_trt = any(importlib.util.find_spec(m) for m in ("tensorrt", "tensorrt_rtx"))
     assert steps["engine"]["status"] == ("ok" if has_trt else "skipped")
-    assert (out / "model.onnx").exists() and (out / "parity.json").exists() and (out / "bench.json").exists()
+    # the folder stands alone: the ONNX and its manifest copied in, byte for byte
+    assert (out / "model.onnx").read_bytes() == tiny_onnx.onnx_path.read_bytes()
+    assert (out / "model.onnx.json").read_bytes() == tiny_onnx.manifest_path.read_bytes()
+    assert (out / "parity.json").exists() and (out / "bench.json").exists()
     if has_trt:
         assert (out / "model.fp32.engine").exists() and (out / "model.fp32.engine.json").exists()
+        engine_meta = json.loads((out / "model.fp32.engine.json").read_text())
+        assert str(out / "model.onnx") in json.dumps(engine_meta)  # built from the copy in the folder
+
+
+def test_pipeline_export_failure_stops_the_chain(tmp_path):
+    """A failing export step (a corrupt checkpoint) is recorded, later steps do not run, exit code 1."""
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x80\x02garbage")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["pipeline", "--preset", "test-tiny", "--checkpoint", str(corrupt), "-o", str(out)])
+    assert res.exit_code == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["passed"] and [s["name"] for s in summary["steps"]] == ["export"]
+    assert summary["steps"][0]["status"] == "failed" and "corrupt.pt" in summary["steps"][0]["detail"]
+    assert not (out / "model.onnx").exists()
+
+
+def test_pipeline_onnx_of_another_preset_refused(tmp_path, tiny_onnx):
+    import onnx
+
+    m = onnx.load(str(tiny_onnx.onnx_path))
+    next(p for p in m.metadata_props if p.key == "inti.preset").value = '"inti-b16"'
+    other = tmp_path / "other.onnx"
+    onnx.save(m, str(other))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["pipeline", "--preset", "test-tiny", "--onnx", str(other), "-o", str(out)])
+    assert res.exit_code == 1 and "from preset 'inti-b16', not 'test-tiny'" in res.stderr
+    assert not out.exists()
+    next(p for p in m.metadata_props if p.key == "inti.preset").value = '"test-tiny"'
+    m.metadata_props.add(key="inti.precision", value='"fp16"')
+    onnx.save(m, str(other))
+    res = CliRunner().invoke(app, ["pipeline", "--preset", "test-tiny", "--onnx", str(other), "-o", str(out)])
+    assert res.exit_code == 1 and "is fp16 (inti.precision): give the FP32 export" in res.stderr
+    res = CliRunner().invoke(app, ["pipeline", "--preset", "test-tiny", "--onnx", str(tmp_path / "no.onnx"), "-o", str(out)])
+    assert res.exit_code == 1 and "no.onnx" in res.stderr and not out.exists()
