@@ -31,17 +31,12 @@ def pipeline(
     with cli_errors():
         from inti_export.tools.pipeline import PipelineOptions, check_options, run_pipeline
 
-        if preset is None:
-            from inti_export.tools.inputs import onnx_metadata
-            from inti_export.vocab import META_PRESET
-
-            preset = onnx_metadata(onnx, what="--onnx").get(META_PRESET, "inti-b16") if onnx else "inti-b16"
         opts = PipelineOptions(
             preset=preset, precision=precision.value, videos=videos, checkpoint=checkpoint,
             clip_checkpoint=clip_checkpoint, runtime=runtime.value, bench_iters=iters, compare_naive=compare_naive,
             onnx=onnx,
         )
-        check_options(output, opts)
+        opts = check_options(output, opts)  # the preset filled in
         with out.status("pipeline ...") as status:
             summary = run_pipeline(output, opts, on_step=lambda name: status.update(f"pipeline: {name} ..."))
     from rich.table import Table

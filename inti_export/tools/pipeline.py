@@ -55,9 +55,9 @@ class PipelineSummary:
 
 @dataclass
 class PipelineOptions:
-    """What the user chose; validated by `run_pipeline` before the first step."""
+    """What the user chose; `check_options` validates it (and fills in the preset) before the first step."""
 
-    preset: str = "inti-b16"
+    preset: str | None = None  # None: the preset `onnx` was exported from, else inti-b16
     precision: str = "fp32"
     videos: Path | None = None
     checkpoint: Path | None = None
@@ -172,14 +172,23 @@ def _bench(run: _Run) -> tuple[str, str]:
     return "; ".join(parts), str(path)
 
 
-def check_options(outdir: Path, opts: PipelineOptions) -> None:
-    """Every option checked before the first (slow) step; one line naming the bad value."""
+def check_options(outdir: Path, opts: PipelineOptions) -> PipelineOptions:
+    """Every option checked before the first (slow) step, one line naming the bad value; returns
+    `opts` with the preset filled in."""
+    import dataclasses
+
     from inti_export.models.config import get_config
     from inti_export.tools.inputs import check_inputs_exist
-    from inti_export.vocab import Precision, TrtRuntime, values
+    from inti_export.vocab import META_PRECISION, META_PRESET, Precision, TrtRuntime, values
 
     if outdir.exists() and not outdir.is_dir():
         raise IntiExportError(f"output {outdir} is a file: give a folder (it is created if missing)")
+    meta = {}
+    if opts.onnx is not None:
+        from inti_export.tools.inputs import onnx_metadata
+
+        meta = onnx_metadata(opts.onnx, what="--onnx")
+    opts = dataclasses.replace(opts, preset=opts.preset or meta.get(META_PRESET) or "inti-b16")
     get_config(opts.preset)
     if opts.precision not in values(Precision):
         raise IntiExportError(f"precision {opts.precision!r}: choose {', '.join(values(Precision))}")
@@ -191,11 +200,9 @@ def check_options(outdir: Path, opts: PipelineOptions) -> None:
         )
     check_inputs_exist(videos=opts.videos, checkpoint=opts.checkpoint, clip_checkpoint=opts.clip_checkpoint)
     if opts.onnx is not None:
-        from inti_export.tools.inputs import onnx_metadata
-        from inti_export.vocab import META_PRECISION, META_PRESET
-
-        meta = onnx_metadata(opts.onnx, what="--onnx")
         made_from = meta.get(META_PRESET)
+        if made_from is None:
+            raise IntiExportError(f"--onnx {opts.onnx} has no {META_PRESET} metadata: export it with `inti-export onnx`")
         if made_from != opts.preset:
             raise IntiExportError(
                 f"--onnx {opts.onnx} was exported from preset {made_from!r}, not {opts.preset!r}:"
@@ -207,6 +214,7 @@ def check_options(outdir: Path, opts: PipelineOptions) -> None:
                 f"--onnx {opts.onnx} is {given} ({META_PRECISION}): give the FP32 export; the pipeline converts"
                 f" it to --precision {opts.precision} itself"
             )
+    return opts
 
 
 def run_pipeline(
@@ -215,9 +223,8 @@ def run_pipeline(
     """Run every step for `opts` (or `PipelineOptions(**kwargs)`); each writes its artifact into `outdir`."""
     from inti_export.fileio import write_json
 
-    opts = opts or PipelineOptions(**kwargs)
     outdir = Path(outdir)
-    check_options(outdir, opts)
+    opts = check_options(outdir, opts or PipelineOptions(**kwargs))
     outdir.mkdir(parents=True, exist_ok=True)
     run = _Run(opts, outdir, on_step)
     summary = PipelineSummary(opts.preset, opts.precision, str(outdir))
