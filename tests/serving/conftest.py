@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from serving_helpers import running_server, tiny_onnx_path
+from serving_helpers import running_server
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def tiny_repo(tmp_path_factory, tiny_onnx) -> Path:
     from inti_export.serving import RepoConfig, write_triton_repo
 
     repo = tmp_path_factory.mktemp("triton") / "repo"
-    write_triton_repo(tiny_onnx_path(tiny_onnx), repo, RepoConfig(video=True))
+    write_triton_repo(tiny_onnx.onnx_path, repo, RepoConfig(video=True))
     return repo
 
 

@@ -10,10 +10,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tiny_onnx_path(tiny_onnx) -> Path:
-    return Path(getattr(tiny_onnx, "onnx_path", tiny_onnx))
-
-
 def child_env() -> dict[str, str]:
     """The environment for CLI subprocesses: this checkout first on PYTHONPATH."""
     env = dict(os.environ)

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 import pytest
-from serving_helpers import REQUIRE_ENV, tiny_onnx_path
+from serving_helpers import REQUIRE_ENV
 
 from inti_export.serving import RepoConfig, RepositoryError, check_repository, write_triton_repo
 from inti_export.serving.config import read_config
@@ -39,7 +39,7 @@ def _io(tensors):
 
 
 def test_python_video_repo_matches_onnx(tiny_repo, tiny_onnx):
-    inputs, outputs = _ort_io(tiny_onnx_path(tiny_onnx))
+    inputs, outputs = _ort_io(tiny_onnx.onnx_path)
     cfg = read_config(tiny_repo / "test-tiny" / "config.pbtxt")
     assert cfg.backend == "python" and cfg.max_batch_size == 8
     assert _io(cfg.input) == inputs and _io(cfg.output) == outputs
@@ -52,7 +52,7 @@ def test_python_video_repo_matches_onnx(tiny_repo, tiny_onnx):
     clip = np.fromfile(tiny_repo / "test-tiny" / "warmup" / spec.input_data_file, dtype=np.float32)
     assert list(spec.dims) == inputs["video"][1] and clip.size == np.prod(spec.dims)
     assert 0.05 < float(clip.std()) < 10  # normalised pixels, not zeros or noise of another scale
-    assert (tiny_repo / "test-tiny" / "1" / "model.onnx").read_bytes() == tiny_onnx_path(tiny_onnx).read_bytes()
+    assert (tiny_repo / "test-tiny" / "1" / "model.onnx").read_bytes() == tiny_onnx.onnx_path.read_bytes()
     assert json.loads((tiny_repo / "test-tiny" / "1" / "model.onnx.json").read_text())["preset"] == "test-tiny"
 
     video = read_config(tiny_repo / "test-tiny_video" / "config.pbtxt")
@@ -72,7 +72,7 @@ def test_python_video_repo_matches_onnx(tiny_repo, tiny_onnx):
 
 
 def test_onnxruntime_repo(tmp_path, tiny_onnx):
-    onnx_path = tiny_onnx_path(tiny_onnx)
+    onnx_path = tiny_onnx.onnx_path
     inputs, outputs = _ort_io(onnx_path)
     report = write_triton_repo(
         onnx_path,
@@ -88,7 +88,7 @@ def test_onnxruntime_repo(tmp_path, tiny_onnx):
 
 
 def test_refusals_are_one_line(tmp_path, tiny_onnx):
-    onnx_path = tiny_onnx_path(tiny_onnx)
+    onnx_path = tiny_onnx.onnx_path
     for options, words in [
         ({"backend": "tensorrt"}, "needs an engine"),
         ({"labels": tmp_path / "none.txt"}, "does not exist"),
@@ -150,7 +150,7 @@ def test_tensorrt_repo_matches_engine_manifest(tmp_path, rtx_engine, tiny_onnx):
     assert cfg.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU
     # the engine's I/O, as TensorRT reported it into the manifest, equals the ONNX's as ONNX Runtime reads it
     assert {i["name"]: i["shape"][1:] for i in manifest.inputs} == {
-        k: v[1] for k, v in _ort_io(tiny_onnx_path(tiny_onnx))[0].items()
+        k: v[1] for k, v in _ort_io(tiny_onnx.onnx_path)[0].items()
     }
     assert _io(cfg.input) == {i["name"]: (pb.TYPE_FP32, i["shape"][1:]) for i in manifest.inputs}
     assert _io(cfg.output) == {o["name"]: (pb.TYPE_FP32, o["shape"][1:]) for o in manifest.outputs}

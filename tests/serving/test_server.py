@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from serving_helpers import child_env, server_processes, serving_setup_missing, tiny_onnx_path
+from serving_helpers import child_env, server_processes, serving_setup_missing
 
 _MISSING = serving_setup_missing()
 if _MISSING:
@@ -41,7 +41,7 @@ def reference(tiny_onnx, tiny_model, shipped_videos):
     from inti_export.calibration.clips import preprocess_for
 
     clips = load_clips(shipped_videos, preprocess_for(tiny_model.cfg))
-    with OrtRunner(tiny_onnx_path(tiny_onnx)) as runner:
+    with OrtRunner(tiny_onnx.onnx_path) as runner:
         out = runner.infer({"video": clips.clips})["embedding"]  # (K, E)
     return {name.split("#")[0]: (clip, emb) for name, clip, emb in zip(clips.names, clips.clips, out, strict=True)}
 
@@ -169,7 +169,7 @@ def test_model_that_fails_to_load_names_it_and_triton_reason(tmp_path, tiny_onnx
     from inti_export.serving import RepoConfig, write_triton_repo
 
     repo = tmp_path / "ort-repo"
-    write_triton_repo(tiny_onnx_path(tiny_onnx), repo, RepoConfig(name="tiny-ort", backend="onnxruntime", warmup=False))
+    write_triton_repo(tiny_onnx.onnx_path, repo, RepoConfig(name="tiny-ort", backend="onnxruntime", warmup=False))
     with pytest.raises(ServerError) as e:
         TritonServer(repo, ready_timeout=120).start()
     message = str(e.value)
