@@ -196,10 +196,17 @@ class _CudaArray:
 
 
 def _constant(expr: Any) -> Any:
-    """The value of a build-time constant shape expression (tensorrt.plugin's ShapeExpr), else None."""
+    """The value of a build-time constant shape expression (tensorrt.plugin's ShapeExpr), else None.
+
+    In tensorrt/plugin/_tensor.py `is_fake` and `is_constant` are properties and `constant_value()` a
+    method (`is_constant` raises for a fake expression); an attribute holding the value is read as is.
+    """
     if isinstance(expr, int):
         return expr
-    return expr.constant_value if getattr(expr, "is_constant", False) else None
+    if getattr(expr, "is_fake", False) or not getattr(expr, "is_constant", False):
+        return None
+    value = expr.constant_value
+    return int(value() if callable(value) else value)
 
 
 def _define_plugin(trt: Any, trtp: Any) -> None:

@@ -4,6 +4,7 @@ engines built and run with full TensorRT (skipped without it or without a GPU)."
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import re
@@ -188,9 +189,81 @@ def test_compile_aot_caps_the_ptx_isa(aot_compile):
 # ---- the QDP definitions, against a stand-in for tensorrt.plugin -----------------------------------
 
 
+class _FakeShapeExpr:
+    """tensorrt.plugin's ShapeExpr (tensorrt/plugin/_tensor.py, TensorRT 10.6 to 11.1), in its API's shape.
+
+    `is_fake` and `is_constant` are properties, `constant_value()` a method; `is_constant` raises for a
+    fake expression and `constant_value()` for a non-constant one. `value` None: known at run time only.
+    """
+
+    def __init__(self, value=None, fake=False):
+        self._value, self._fake = value, fake
+
+    @property
+    def is_fake(self):
+        return self._fake
+
+    @property
+    def is_constant(self):
+        if self._fake:
+            raise RuntimeError("Not accessible for fake 'ShapeExpr's. Check is_fake to determine accessibility.")
+        return self._value is not None
+
+    def constant_value(self):
+        if not self.is_constant:
+            raise RuntimeError("Not accessible for non-constant shape expressions. Check is_constant.")
+        return self._value
+
+    def __mul__(self, other):
+        other = other if isinstance(other, _FakeShapeExpr) else _FakeShapeExpr(other)
+        if self._fake or other._fake:
+            return _FakeShapeExpr(fake=True)
+        both = self._value is not None and other._value is not None
+        return _FakeShapeExpr(self._value * other._value if both else None)
+
+
+# the attribute kinds of ShapeExpr in tensorrt/plugin/_tensor.py, which the fake must keep
+SHAPE_EXPR_KINDS = {"is_fake": property, "is_constant": property, "constant_value": "method"}
+
+
+def _attribute_kinds(cls) -> dict:
+    kinds = {}
+    for name in SHAPE_EXPR_KINDS:
+        attr = inspect.getattr_static(cls, name)
+        kinds[name] = property if isinstance(attr, property) else "method" if inspect.isfunction(attr) else type(attr)
+    return kinds
+
+
+def _real_shape_expr():
+    """tensorrt.plugin's ShapeExpr where it imports (full TensorRT, or a TensorRT-RTX that ships it), else None."""
+    for module in ("tensorrt.plugin", "tensorrt_rtx.plugin"):
+        try:
+            return importlib.import_module(module).ShapeExpr
+        except (ImportError, OSError, AttributeError):
+            continue
+    return None
+
+
+def test_fake_shape_expr_has_the_real_api_shape():
+    """A fake holding plain ints hid issue 28 item 1: the fake keeps ShapeExpr's properties and methods."""
+    assert _attribute_kinds(_FakeShapeExpr) == SHAPE_EXPR_KINDS
+    real = _real_shape_expr()
+    if real is not None:
+        assert _attribute_kinds(real) == SHAPE_EXPR_KINDS
+
+
+def test_constant_reads_shape_exprs_of_both_api_shapes():
+    """`_constant` calls ShapeExpr.constant_value() (a method) and reads an attribute holding a value."""
+    assert tp._constant(64) == 64
+    assert tp._constant(_FakeShapeExpr(64)) == 64
+    assert tp._constant(_FakeShapeExpr(None)) is None  # a dynamic dimension
+    assert tp._constant(_FakeShapeExpr(fake=True)) is None  # outside a shape context: is_constant raises
+    assert tp._constant(SimpleNamespace(is_constant=True, constant_value=48)) == 48
+
+
 class _FakeDesc:
     def __init__(self, shape, dtype):
-        self.shape_expr = list(shape)
+        self.shape_expr = [e if isinstance(e, _FakeShapeExpr) else _FakeShapeExpr(e) for e in shape]
         self.dtype = dtype
 
     @property
@@ -199,6 +272,12 @@ class _FakeDesc:
 
     def like(self):
         return type(self)(self.shape_expr, self.dtype)
+
+
+def _fake_cdiv(a, b):
+    """tensorrt.plugin.cdiv on a ShapeExpr and an int: a ShapeExpr, constant when `a` is."""
+    value = a.constant_value() if a.is_constant else None
+    return _FakeShapeExpr(None if value is None else -(-value // b))
 
 
 def _fake_tensorrt():
@@ -274,7 +353,7 @@ def _fake_tensorrt():
         aot_impl=decorator("aot_impl"), impl=decorator("impl"),
         TensorDesc=TensorDesc, Tensor=Tensor, KernelLaunchParams=KernelLaunchParams, SymExprs=SymExprs,
         SymIntExprs=SymIntExprs, SymInt32=SymInt32, AutoTuneCombination=AutoTuneCombination,
-        cdiv=lambda a, b: -(-a // b),
+        cdiv=_fake_cdiv,
     )
     return trt, trtp, registry
 
@@ -294,7 +373,7 @@ def test_plugin_definitions_follow_the_qdp_schema(monkeypatch, aot_compile):
         trtp.TensorDesc((2, d), "HALF"), trtp.TensorDesc((2,), "HALF"),
     ]
     out = registry["register"](*descs)
-    assert out.shape_expr == [*lead, d] and out.dtype == "HALF"
+    assert [e.constant_value() for e in out.shape_expr] == [*lead, d] and out.dtype == "HALF"
     with pytest.raises(ValueError, match="input ranks"):
         registry["register"](*descs[:3], descs[4], *descs[4:])  # w1 of rank 1
 
@@ -305,8 +384,9 @@ def test_plugin_definitions_follow_the_qdp_schema(monkeypatch, aot_compile):
     name, ptx, launch, extra = registry["aot_impl"](*descs, (out,), 0)
     m = math.prod(lead)
     block_m = tk.AOT_CONFIGS[torch.float16].block_m
-    assert launch.grid_x == -(-m // block_m) and launch.block_x == 32 * tk.AOT_CONFIGS[torch.float16].num_warps
-    assert [v.value for v in extra.values] == [m, d, k]  # the kernel's M, D, K, in order
+    assert launch.grid_x.constant_value() == -(-m // block_m)
+    assert launch.block_x == 32 * tk.AOT_CONFIGS[torch.float16].num_warps
+    assert [v.value.constant_value() for v in extra.values] == [m, d, k]  # the kernel's M, D, K, in order
     assert name == b"_token_interpolate_kernel" and b".entry _token_interpolate_kernel" in ptx
     assert _vector_loads(ptx.decode()) > 0  # D=32, 4D'=64 are build-time multiples of 16: the aligned kernel
 
@@ -315,7 +395,15 @@ def test_plugin_definitions_follow_the_qdp_schema(monkeypatch, aot_compile):
     shapes = [(*lead, k), (*lead, d), (*lead, d), (d, k), (d,), (2, d), (2,)]
     odd = [trtp.TensorDesc(shape, "HALF") for shape in shapes]
     _, ptx, _, extra = registry["aot_impl"](*odd, (registry["register"](*odd),), 0)
-    assert _vector_loads(ptx.decode()) == 0 and [v.value for v in extra.values] == [m, d, k]
+    assert _vector_loads(ptx.decode()) == 0 and [v.value.constant_value() for v in extra.values] == [m, d, k]
+
+    # a dynamic batch: M and the grid are known at run time only; D, 4D' still select the aligned kernel
+    d = 32
+    shapes = [(None, 3, 197, k), (None, 3, 197, d), (None, 3, 197, d), (d, k), (d,), (2, d), (2,)]
+    dynamic = [trtp.TensorDesc(shape, "HALF") for shape in shapes]
+    _, ptx, launch, extra = registry["aot_impl"](*dynamic, (registry["register"](*dynamic),), 0)
+    assert _vector_loads(ptx.decode()) > 0 and not launch.grid_x.is_constant
+    assert not extra.values[0].value.is_constant and [v.value.constant_value() for v in extra.values[1:]] == [d, k]
 
 
 # ---- full TensorRT, on a GPU ----------------------------------------------------------------------
