@@ -1,4 +1,4 @@
-"""TensorRT plugin `inti::TokenInterpolate` for full TensorRT (10.8 or newer) via `tensorrt.plugin`.
+"""TensorRT plugin `inti::TokenInterpolate` for full TensorRT (10.9 or newer) via `tensorrt.plugin`.
 
 A quickly deployable plugin (QDP), after NVIDIA's `samples/python/quickly_deployable_plugins`:
 
@@ -42,6 +42,8 @@ PLUGIN_NAME = "TokenInterpolate"
 PLUGIN_VERSION = "1"
 PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"
 
+# `tensorrt.plugin.aot_impl` arrived in TensorRT 10.9; pyproject.toml's `trt` extra pins the same.
+MIN_TENSORRT_VERSION = (10, 9)
 RTX_REASON = "TensorRT-RTX does not support user plugins"
 NOT_INSTALLED_REASON = "tensorrt not installed"
 
@@ -117,15 +119,27 @@ def plugin_available(trt_module: Any = None) -> Tuple[bool, str]:
     except (ImportError, OSError) as e:
         return False, f"tensorrt does not import: {e}"
     version = getattr(trt, "__version__", "?")
+    needs = f"needs TensorRT >= {'.'.join(map(str, MIN_TENSORRT_VERSION))}"
+    if _version_tuple(version) < MIN_TENSORRT_VERSION:
+        return False, f"tensorrt {version} is too old for the plugin ({needs})"
     try:
         trtp = importlib.import_module("tensorrt.plugin")
     except (ImportError, OSError):
-        return False, f"tensorrt {version} has no tensorrt.plugin module (needs TensorRT >= 10.8)"
+        return False, f"tensorrt {version} has no tensorrt.plugin module ({needs})"
     if not hasattr(trtp, "aot_impl"):
-        return False, f"tensorrt {version} has no tensorrt.plugin.aot_impl (needs TensorRT >= 10.8)"
+        return False, f"tensorrt {version} has no tensorrt.plugin.aot_impl ({needs})"
     if importlib.util.find_spec("triton") is None:
         return False, "triton not installed (it compiles the plugin's kernel)"
     return True, f"tensorrt {version}"
+
+
+def _version_tuple(version: str) -> Tuple[int, ...]:
+    """"10.9.0.34" -> (10, 9); a version that does not parse as major.minor sorts after every other."""
+    try:
+        major, minor = str(version).split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        return (10**9,)
 
 
 _REGISTERED: Dict[str, PluginInfo] = {}

@@ -8,20 +8,26 @@ import importlib
 import inspect
 import math
 import re
+import sys
 import typing
-from types import SimpleNamespace
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from onnx import helper, numpy_helper
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from inti_export.errors import RuntimeUnavailableError
 from inti_export.plugins import trt_plugin as tp
 from inti_export.plugins.reference import token_interpolate_reference
 
 INPUT_NAMES = ["h", "a", "b", "w1", "b1", "w2", "b2"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---- availability ---------------------------------------------------------------------------------
@@ -53,6 +59,46 @@ def test_missing_tensorrt_is_reported():
 def test_unknown_module_is_an_error():
     with pytest.raises(RuntimeUnavailableError, match="'onnxruntime'"):
         tp.plugin_available("onnxruntime")
+
+
+def _pinned_tensorrt_minimum() -> tuple[int, ...]:
+    """(major, minor) of the `tensorrt>=` requirement in pyproject.toml's `trt` extra."""
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    requirements = [Requirement(r) for r in pyproject["project"]["optional-dependencies"]["trt"]]
+    (spec,) = [s for r in requirements if r.name == "tensorrt" for s in r.specifier if s.operator == ">="]
+    return Version(spec.version).release[:2]
+
+
+def test_tensorrt_pin_is_the_plugins_minimum():
+    """`tensorrt.plugin.aot_impl` arrived in TensorRT 10.9 (issue 28 item 8): pin and refusal say so."""
+    assert tp.MIN_TENSORRT_VERSION == (10, 9)
+    assert _pinned_tensorrt_minimum() == tp.MIN_TENSORRT_VERSION
+
+
+def _fake_tensorrt_install(monkeypatch, version: str, aot_impl: bool) -> None:
+    """A `tensorrt` of `version` in sys.modules whose `tensorrt.plugin` has aot_impl or not."""
+    trt, trtp = ModuleType("tensorrt"), ModuleType("tensorrt.plugin")
+    trt.__spec__, trtp.__spec__ = ModuleSpec("tensorrt", None), ModuleSpec("tensorrt.plugin", None)
+    trt.__version__, trt.plugin = version, trtp
+    if aot_impl:
+        trtp.aot_impl = lambda plugin_id: None
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setitem(sys.modules, "tensorrt.plugin", trtp)
+
+
+@pytest.mark.parametrize("aot_impl", [False, True], ids=["without-aot-impl", "with-aot-impl"])
+def test_tensorrt_older_than_the_pin_is_refused(monkeypatch, aot_impl):
+    _fake_tensorrt_install(monkeypatch, "10.8.0.43", aot_impl)
+    ok, reason = tp.plugin_available()
+    pinned = ".".join(map(str, _pinned_tensorrt_minimum()))
+    assert not ok and reason.startswith("tensorrt 10.8.0.43 ") and reason.endswith(f"(needs TensorRT >= {pinned})")
+
+
+def test_tensorrt_at_the_pin_is_accepted(monkeypatch):
+    pytest.importorskip("triton")
+    _fake_tensorrt_install(monkeypatch, "10.9.0.34", aot_impl=True)
+    assert tp.plugin_available() == (True, "tensorrt 10.9.0.34")
 
 
 # ---- manifest info and ONNX marking ---------------------------------------------------------------

@@ -29,7 +29,7 @@ def register_plugins(trt, aot: bool = True) -> tuple[list[dict[str, Any]], Any]:
         if e.name not in (PLUGIN_MODULE, "inti_export.plugins"):
             raise
         raise EngineError(f"--plugin needs {PLUGIN_MODULE}, which this install lacks: build with --no-plugin") from e
-    info = module.register_plugin(trt)  # RuntimeUnavailableError says what is missing (TensorRT >= 10.8, triton)
+    info = module.register_plugin(trt)  # RuntimeUnavailableError says what is missing (TensorRT >= 10.9, triton)
     return [{**info.to_dict(), "aot": bool(aot)}], module
 
 
