@@ -30,6 +30,9 @@ QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 DISABLE_QDQ_FUSION = "session.disable_quant_qdq"
 # x86 flags of an int8 dot product without the 16-bit intermediate of AVX2's VPMADDUBSW
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+# The CPU and GPU wheels both install the `onnxruntime` package: with both, the CUDA provider is
+# missing (docs/precision.md, "ONNX Runtime on a GPU"); the `cpu` and `gpu` extras hold one each.
+ORT_CPU, ORT_GPU = "onnxruntime", "onnxruntime-gpu"
 
 
 class OrtMode(str, enum.Enum):
@@ -113,8 +116,44 @@ def int8_support_from(cpuinfo: str, machine: str) -> dict[str, object]:
     }
 
 
+def ort_distributions() -> list[str]:
+    """Which of the `onnxruntime` and `onnxruntime-gpu` distributions are installed."""
+    from importlib import metadata
+
+    found = []
+    for name in (ORT_CPU, ORT_GPU):
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+def cuda_provider_advice() -> str:
+    """How to get ONNX Runtime's CUDA provider, given which ORT wheels are installed (one line)."""
+    found = ort_distributions()
+    if ORT_CPU in found and ORT_GPU in found:
+        return (
+            f"both {ORT_CPU} and {ORT_GPU} are installed and the CPU wheel hides CUDA: `pip uninstall -y {ORT_CPU}`"
+            f" then `pip install --force-reinstall --no-deps {ORT_GPU}` (docs/precision.md)"
+        )
+    if ORT_GPU in found:
+        return f"{ORT_GPU} is installed but its CUDA provider did not load: check its CUDA version (docs/precision.md)"
+    remove = f"`pip uninstall -y {ORT_CPU}` then " if ORT_CPU in found else ""
+    return f"install the GPU build alone: {remove}`pip install 'inti-export[gpu]'` (docs/precision.md)"
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """"cpu" -> ("cpu", 0); "cuda" / "cuda:N" -> ("cuda", N); a one-line error otherwise."""
+    kind, _, index = str(device).partition(":")
+    if kind in _PROVIDERS and (not index or (kind == "cuda" and index.isdigit())):
+        return kind, int(index or 0)
+    raise IntiExportError(f"device={device!r}: OrtRunner supports cpu, cuda and cuda:N")
+
+
 class OrtRunner(Runner):
-    """Runs an ONNX file with ONNX Runtime on `device` ("cpu" or "cuda").
+    """Runs an ONNX file with ONNX Runtime on `device` ("cpu", "cuda" or "cuda:N").
 
     `mode` (see the module doc): `auto` evaluates a Q/DQ graph as quantized and any other graph
     with ONNX Runtime's full optimisations; `mode_label` says which, for reports.
@@ -129,8 +168,7 @@ class OrtRunner(Runner):
         mode: OrtMode | str = OrtMode.auto,
     ):
         super().__init__()
-        if device not in _PROVIDERS:
-            raise IntiExportError(f"device={device!r}: OrtRunner supports {', '.join(sorted(_PROVIDERS))}")
+        self._kind, self._device_id = parse_device(device)
         self.onnx_path, self.device, self.threads = Path(onnx_path), device, threads
         self.name = name or f"ort-{device}"
         self._requested = parse_mode(mode)
@@ -150,16 +188,25 @@ class OrtRunner(Runner):
         return MODE_LABELS[self.mode]
 
     def activate_impl(self) -> None:
-        import onnxruntime as ort
-
-        provider = _PROVIDERS[self.device]
-        if provider not in ort.get_available_providers():
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
             raise RuntimeUnavailableError(
-                f"ONNX Runtime has no {provider} here (available: {ort.get_available_providers()}); "
-                "install the GPU build with `pip install 'inti-export[gpu]'`"
-            )
+                f"ONNX Runtime is not importable ({one_line(e)}): pip install 'inti-export[cpu]' or 'inti-export[gpu]'"
+            ) from e
+
+        provider = _PROVIDERS[self._kind]
+        available = ort.get_available_providers()
+        if provider not in available:
+            advice = cuda_provider_advice() if self._kind == "cuda" else f"reinstall {ORT_CPU}"
+            raise RuntimeUnavailableError(f"ONNX Runtime has no {provider} here (available: {available}); {advice}")
         opts = session_options(self.mode, self.threads)
-        self._sess = ort.InferenceSession(str(self.onnx_path), opts, providers=[provider])
+        options = {"device_id": self._device_id} if self._kind == "cuda" else {}
+        self._sess = ort.InferenceSession(str(self.onnx_path), opts, providers=[(provider, options)])
+        if provider not in self._sess.get_providers():  # ORT falls back to the CPU when CUDA fails to load
+            used = self._sess.get_providers()
+            self._sess = None
+            raise RuntimeUnavailableError(f"ONNX Runtime could not start {provider} (it used {used}); {cuda_provider_advice()}")
 
     def deactivate_impl(self) -> None:
         self._sess = None

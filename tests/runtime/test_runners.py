@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,74 @@ def test_torch_runner_blend_kernel_matches_on_cuda(tiny_model, tiny_clips):
     with TorchRunner(model, device="cuda") as plain, TorchRunner(model, device="cuda", blend_kernel=True) as op:
         assert op.name == "torch-cuda-kernel"
         np.testing.assert_allclose(op.infer(feed)["embedding"], plain.infer(feed)["embedding"], atol=1e-5)
+
+
+# -- ONNX Runtime's CUDA provider: the CPU and GPU wheels are exclusive (issue 28, item 2) -------------
+def _installed(monkeypatch, names):
+    """importlib.metadata as if exactly `names` of the two ORT distributions were installed."""
+    from importlib import metadata
+
+    real = metadata.version
+
+    def version(name):
+        if name in ("onnxruntime", "onnxruntime-gpu"):
+            if name not in names:
+                raise metadata.PackageNotFoundError(name)
+            return "1.32.0"
+        return real(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+
+
+def test_cuda_missing_with_both_ort_wheels_says_which_to_remove(tiny_onnx, monkeypatch):
+    import onnxruntime as ort
+
+    _installed(monkeypatch, {"onnxruntime", "onnxruntime-gpu"})
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(RuntimeUnavailableError) as e:
+        OrtRunner(tiny_onnx.onnx_path, device="cuda").activate()
+    message = str(e.value)
+    assert "\n" not in message and "both onnxruntime and onnxruntime-gpu are installed" in message
+    assert "`pip uninstall -y onnxruntime`" in message and "--no-deps onnxruntime-gpu" in message
+    assert "inti-export[gpu]" not in message  # the extra would install the GPU wheel beside the CPU one again
+
+
+def test_cuda_missing_with_the_cpu_wheel_alone(tiny_onnx, monkeypatch):
+    import onnxruntime as ort
+
+    _installed(monkeypatch, {"onnxruntime"})
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(RuntimeUnavailableError, match=r"`pip uninstall -y onnxruntime` then `pip install 'inti-export\[gpu\]'`"):
+        OrtRunner(tiny_onnx.onnx_path, device="cuda").activate()
+
+
+class _FakeSession:
+    """onnxruntime.InferenceSession's shape: records the providers asked for, reports those it used."""
+
+    asked: ClassVar[list] = []
+    fall_back = False
+
+    def __init__(self, path, opts, providers):
+        _FakeSession.asked.append(providers)
+        used = [p[0] if isinstance(p, tuple) else p for p in providers]
+        self.used = ["CPUExecutionProvider"] if _FakeSession.fall_back else used
+
+    def get_providers(self):
+        return self.used
+
+
+def test_ort_cuda_device_index_and_cpu_fallback(tiny_onnx, monkeypatch):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", _FakeSession)
+    monkeypatch.setattr(_FakeSession, "asked", [])
+    OrtRunner(tiny_onnx.onnx_path, device="cuda:1", mode="as-executed").activate()
+    assert _FakeSession.asked == [[("CUDAExecutionProvider", {"device_id": 1})]]
+    with pytest.raises(IntiExportError, match="cpu, cuda and cuda:N"):
+        OrtRunner(tiny_onnx.onnx_path, device="gpu")
+    # ORT falls back to the CPU when the CUDA provider fails to load: said, not silently run on the CPU
+    _installed(monkeypatch, {"onnxruntime-gpu"})
+    monkeypatch.setattr(_FakeSession, "fall_back", True)
+    with pytest.raises(RuntimeUnavailableError, match="could not start CUDAExecutionProvider.*check its CUDA version"):
+        OrtRunner(tiny_onnx.onnx_path, device="cuda", mode="as-executed").activate()
