@@ -4,7 +4,7 @@
                                                  (no GPU, no TensorRT: the parity gate runs it first)
     check_engine(engine, device=0)            -> EngineManifest: + runtime and version importable here,
                                                  plugins, and the GPU being one the engine targets
-    inspect_engine(engine)                     -> dict: manifest (+ IEngineInspector JSON on a GPU)
+    inspect_engine(engine, device=None)       -> dict: manifest (+ IEngineInspector JSON on a GPU)
 
 Every refusal is a one-line EngineError that says what to do.
 """
@@ -131,27 +131,56 @@ def gpu_targeted(gpu: str, manifest: EngineManifest) -> bool:
     return gpu in manifest.compute_capabilities
 
 
-def inspect_engine(engine_path: str | os.PathLike) -> dict[str, Any]:
-    """The manifest (with the build's network layers), plus TensorRT's IEngineInspector JSON on a GPU."""
+def inspect_engine(engine_path: str | os.PathLike, device: int | None = None) -> dict[str, Any]:
+    """The manifest (with the build's network layers), plus TensorRT's IEngineInspector JSON on a GPU.
+
+    The engine is checked, deserialized, inspected and destroyed on CUDA device `device`; None tries
+    every visible device and inspects on the first that can load the engine (`engine_layers_device`).
+    """
     engine_path = Path(engine_path)
     info = {"engine_path": str(engine_path), **verify_engine_artifact(engine_path).to_dict()}
     info["engine_layers"] = None
-    if gpu_compute_capability() is None:
+    visible = _visible_devices()
+    if not visible:
         info["engine_layers_note"] = f"{NO_GPU} (and deserialize only on one); network_layers come from the build"
         return info
-    try:
-        _, trt = check_engine_and_load(engine_path)
-        engine, _ = deserialize(trt, engine_path)
-    except (EngineError, RuntimeUnavailableError) as e:
-        info["engine_layers_note"] = str(e)
+    candidates, refusals = (visible if device is None else [device]), []
+    for d in candidates:
+        try:
+            _, trt = check_engine_and_load(engine_path, device=d)
+            text = _engine_information(trt, engine_path, d)
+        except (EngineError, RuntimeUnavailableError) as e:
+            refusals.append(f"CUDA device {d}: {e}" if len(candidates) > 1 else str(e))
+            continue
+        try:
+            info["engine_layers"] = json.loads(text)
+        except json.JSONDecodeError:
+            info["engine_layers"] = text
+        info["engine_layers_device"] = d
         return info
-    inspector = engine.create_engine_inspector()
-    text = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
-    try:
-        info["engine_layers"] = json.loads(text)
-    except json.JSONDecodeError:
-        info["engine_layers"] = text
+    info["engine_layers_note"] = "; ".join(refusals)
     return info
+
+
+def _visible_devices() -> list[int]:
+    """The CUDA devices torch sees (0, 1, ...); none without torch or a GPU."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def _engine_information(trt, engine_path: Path, device: int) -> str:
+    """IEngineInspector's JSON for an engine deserialized, inspected and destroyed on CUDA device `device`."""
+    import torch
+
+    with torch.cuda.device(device):  # TensorRT objects live and die on the device they were made on
+        engine, runtime = deserialize(trt, engine_path)
+        inspector = engine.create_engine_inspector()
+        text = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+        del inspector, engine, runtime  # dependents first, while `device` is current
+    return text
 
 
 def deserialize(trt, engine_path: Path):

@@ -152,6 +152,14 @@ class TrtRunner(Runner):
         self.manifest, trt = check_engine_and_load(self.engine_path, trt, device=self.device)
         self._torch = torch
         self._dev = torch.device("cuda", self.device)
+        try:
+            self._load(trt)
+        except BaseException:
+            self._release()  # a half-loaded engine is destroyed on its device too, not whenever it is collected
+            raise
+
+    def _load(self, trt) -> None:
+        torch = self._torch
         with torch.cuda.device(self._dev):  # engine, context and buffers all on this device
             self._stream = torch.cuda.Stream(self._dev)
             self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
@@ -194,8 +202,17 @@ class TrtRunner(Runner):
                 write_atomic(self.runtime_cache_path, bytes(self._runtime_cache.serialize()))
             except OSError as e:
                 log.warning("could not save the runtime cache %s: %s", self.runtime_cache_path, one_line(e))
-        for attr in ("_context", "_runtime_cache", "_runtime_config", "_engine", "_trt_runtime"):
-            setattr(self, attr, None)
+        self._release()
+
+    def _release(self) -> None:
+        """Destroy the TensorRT objects, dependents first, with the runner's device current.
+
+        TensorRT objects belong to the device they were made on; Triton's tensorrt backend likewise sets
+        the instance's device before destroying its contexts and engines.
+        """
+        with self._torch.cuda.device(self._dev):
+            for attr in ("_context", "_runtime_cache", "_runtime_config", "_engine", "_trt_runtime"):
+                setattr(self, attr, None)  # the last reference: destroyed here, on this device
 
     def input_specs(self) -> list[TensorSpec]:
         return [TensorSpec(io.name, host_dtype(io.trt_dtype), tuple(None if d < 0 else d for d in io.shape))
