@@ -33,6 +33,24 @@ def _parameters(args) -> tuple[dict, dict[str, str]]:
     return config, params
 
 
+def instance_device(args, params: dict[str, str]) -> str:
+    """"cuda:N" or "cpu": where Triton placed this instance (docs/serving.md, "The Python backend models").
+
+    Triton passes each instance its `model_instance_kind` ("GPU", "CPU" or "MODEL") and
+    `model_instance_device_id`; a KIND_MODEL instance (or an older Triton) falls back to the
+    repository's `device` parameter.
+    """
+    kind = str(args.get("model_instance_kind", "")).upper()
+    if kind == "GPU":
+        device_id = str(args.get("model_instance_device_id", "0") or "0")
+        if not device_id.isdigit():
+            raise IntiExportError(f"Triton gave model_instance_device_id {device_id!r}, not a GPU index")
+        return f"cuda:{int(device_id)}"
+    if kind == "CPU":
+        return "cpu"
+    return "cuda:0" if params.get("device", "cpu").startswith("cuda") else "cpu"
+
+
 class EmbeddingModel:
     """A video tensor (B, T, 3, H, W) float32 in, the artifact's outputs out."""
 
@@ -40,16 +58,19 @@ class EmbeddingModel:
         config, params = _parameters(args)
         folder = Path(args["model_repository"]) / args["model_version"]
         artifact = folder / params["artifact"]
+        device = instance_device(args, params)
         if params["runner"] == "trt":
             from inti_export.runtime.trt import TrtRunner
 
-            self.runner = TrtRunner(artifact)
+            if device == "cpu":
+                raise IntiExportError(f"engine {artifact.name} runs only on a GPU: give it instance_group kind KIND_GPU")
+            self.runner = TrtRunner(artifact, device=int(device.partition(":")[2]))
         else:
             from inti_export.runtime.ort_runner import OrtRunner
 
             instances = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
             threads = int(params.get("threads", "0")) or max(1, (os.cpu_count() or 1) // instances)
-            self.runner = OrtRunner(artifact, device=params.get("device", "cpu"), threads=threads)
+            self.runner = OrtRunner(artifact, device=device, threads=threads)
         self.runner.activate()
         self.outputs = [o["name"] for o in config["output"]]
 
