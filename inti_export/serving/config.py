@@ -1,4 +1,4 @@
-"""config.pbtxt as Triton's own `ModelConfig` protobuf: built, written, and parsed back.
+"""config.pbtxt as Triton's own `ModelConfig` protobuf: built, written, parsed back; a repository checked.
 
 The message class comes from `tritonclient` (`tritonclient.grpc.model_config_pb2`, the
 `model_config.proto` of triton-inference-server), so every config we write is one Triton parses.
@@ -62,3 +62,30 @@ def write_config(path: str | os.PathLike, config) -> None:
     back = read_config(path)
     if back != config:
         raise RepositoryError(f"{path} does not parse back to the config that was written: report this")
+
+
+def check_repository(repo: str | os.PathLike) -> list[str]:
+    """The model names of a repository whose every config.pbtxt parses; a one-line RepositoryError otherwise."""
+    repo = Path(repo)
+    if not repo.is_dir():
+        raise RepositoryError(f"model repository {repo} is not a folder: write one with `inti-export triton-repo`")
+    names = []
+    for folder in sorted(p for p in repo.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        config = folder / CONFIG_NAME
+        if not config.is_file():
+            raise RepositoryError(
+                f"model repository {repo}: {folder.name}/ has no {CONFIG_NAME}: remove it or rewrite it"
+            )
+        cfg = read_config(config)
+        if cfg.name and cfg.name != folder.name:
+            raise RepositoryError(
+                f"{config} names the model {cfg.name!r} but its folder is {folder.name!r}: make them equal"
+            )
+        if not any(p.is_dir() and p.name.isdigit() for p in folder.iterdir()):
+            raise RepositoryError(
+                f"model repository {repo}: {folder.name}/ has no version folder (e.g. {folder.name}/1/)"
+            )
+        names.append(folder.name)
+    if not names:
+        raise RepositoryError(f"model repository {repo} holds no models: write one with `inti-export triton-repo`")
+    return names

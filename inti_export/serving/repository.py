@@ -122,11 +122,6 @@ def write_triton_repo(
     warmup = _warmup_clip(artifact) if config.warmup else None
 
     report = RepoReport(repository=str(repo))
-    if artifact.kind == ENGINE and artifact.runtime != "tensorrt" and config.backend == Backend.tensorrt:
-        report.notes.append(
-            f"engine built with {artifact.runtime}: Triton's tensorrt backend loads full-TensorRT engines;"
-            " rebuild with --runtime tensorrt on the serving GPU if it refuses this one"
-        )
     repo.mkdir(exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".triton-repo-", dir=repo))
     try:
@@ -180,6 +175,8 @@ def _check_batch(artifact: Artifact, requested: int | None) -> int:
 
 
 def _check_backend(artifact: Artifact, config: RepoConfig) -> None:
+    if config.kind == InstanceKind.cpu and artifact.kind == ENGINE:
+        raise RepositoryError(f"engine {artifact.path} runs only on a GPU: pass --kind gpu")
     if config.backend == Backend.onnxruntime and artifact.kind != ONNX:
         raise RepositoryError(
             f"--backend onnxruntime needs an ONNX file, not the engine {artifact.path}: use tensorrt or python"
@@ -190,15 +187,20 @@ def _check_backend(artifact: Artifact, config: RepoConfig) -> None:
                 f"--backend tensorrt needs an engine built by `inti-export trt`, not {artifact.path}:"
                 " build one, or use onnxruntime"
             )
-        if artifact.plugins:
-            names = ", ".join(f"{p.get('namespace', '')}::{p.get('name', '')}" for p in artifact.plugins)
+        if artifact.runtime != vocab.TrtRuntime.tensorrt.value:
             raise RepositoryError(
-                f"engine {artifact.path} needs plugin {names}, a Python-registered plugin with no library this"
-                " repository could carry for Triton's tensorrt backend:"
-                " rebuild without --plugin, or use --backend python"
+                f"engine {artifact.path} was built by {artifact.runtime}, which Triton's tensorrt backend (full"
+                " TensorRT) cannot load: rebuild it with --runtime tensorrt, or use --backend python"
             )
-    if config.kind == InstanceKind.cpu and artifact.kind == ENGINE:
-        raise RepositoryError(f"engine {artifact.path} runs only on a GPU: pass --kind gpu")
+        from inti_export.runtime.trt.plugins import plugins_needing_registration
+
+        python_plugins = plugins_needing_registration(artifact.plugins)  # AOT plugins live in the engine
+        if python_plugins:
+            names = ", ".join(f"{p.get('namespace', '')}::{p.get('name', '')}" for p in python_plugins)
+            raise RepositoryError(
+                f"engine {artifact.path} needs plugin {names} through Python, which Triton's tensorrt backend"
+                " cannot call: rebuild it (--plugin now embeds the AOT kernel; or --no-plugin), or use --backend python"
+            )
 
 
 def _labels(artifact: Artifact, config: RepoConfig) -> list[str] | None:
@@ -376,32 +378,3 @@ def _write_shim(version: Path, cls: str) -> None:
         "sys.path[:0] = [p for p in _paths if p and p not in sys.path]\n\n"
         f"from inti_export.serving.python_backend import {cls} as TritonPythonModel  # noqa: E402, F401\n"
     )
-
-
-def check_repository(repo: str | os.PathLike) -> list[str]:
-    """The model names of a repository whose every config.pbtxt parses; a one-line RepositoryError otherwise."""
-    from inti_export.serving.config import read_config
-
-    repo = Path(repo)
-    if not repo.is_dir():
-        raise RepositoryError(f"model repository {repo} is not a folder: write one with `inti-export triton-repo`")
-    names = []
-    for folder in sorted(p for p in repo.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        config = folder / CONFIG_NAME
-        if not config.is_file():
-            raise RepositoryError(
-                f"model repository {repo}: {folder.name}/ has no {CONFIG_NAME}: remove it or rewrite it"
-            )
-        cfg = read_config(config)
-        if cfg.name and cfg.name != folder.name:
-            raise RepositoryError(
-                f"{config} names the model {cfg.name!r} but its folder is {folder.name!r}: make them equal"
-            )
-        if not any(p.is_dir() and p.name.isdigit() for p in folder.iterdir()):
-            raise RepositoryError(
-                f"model repository {repo}: {folder.name}/ has no version folder (e.g. {folder.name}/1/)"
-            )
-        names.append(folder.name)
-    if not names:
-        raise RepositoryError(f"model repository {repo} holds no models: write one with `inti-export triton-repo`")
-    return names

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inti_export.errors import IntiExportError, RuntimeUnavailableError
-from inti_export.serving.repository import SYS_PATH_ENV, check_repository
+from inti_export.serving.config import check_repository
+from inti_export.serving.repository import SYS_PATH_ENV
 
 log = logging.getLogger(__name__)
 

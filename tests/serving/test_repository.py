@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 import pytest
-from serving_helpers import REQUIRE_ENV
+from serving_helpers import REQUIRE_ENV, fake_engine
 
 from inti_export.serving import RepoConfig, RepositoryError, check_repository, write_triton_repo
 from inti_export.serving.config import read_config
@@ -136,13 +136,22 @@ def rtx_engine(tiny_engine):
     return tiny_engine[0]  # built with TensorRT-RTX whenever it imports
 
 
+def _relabelled(engine, folder, **fields):
+    """A copy of `engine` whose manifest has `fields` changed (e.g. the runtime a full-TensorRT build records)."""
+    copy = folder / f"relabelled-{engine.name}"
+    shutil.copyfile(engine, copy)
+    manifest = json.loads(engine.with_name(engine.name + ".json").read_text())
+    copy.with_name(copy.name + ".json").write_text(json.dumps({**manifest, **fields}))
+    return copy
+
+
 @pytest.mark.trt
 def test_tensorrt_repo_matches_engine_manifest(tmp_path, rtx_engine, tiny_onnx):
     from inti_export.runtime.manifest import load_manifest
 
     manifest = load_manifest(rtx_engine)
-    report = write_triton_repo(rtx_engine, tmp_path / "repo", RepoConfig(backend="tensorrt", kind="gpu", video=True))
-    assert "tensorrt-rtx" in " ".join(report.notes)  # Triton's tensorrt backend is full TensorRT: said so
+    full = _relabelled(rtx_engine, tmp_path, runtime="tensorrt")  # RTX engines are refused for this backend
+    write_triton_repo(full, tmp_path / "repo", RepoConfig(backend="tensorrt", kind="gpu", video=True))
     cfg = read_config(tmp_path / "repo" / "test-tiny" / "config.pbtxt")
     assert (cfg.platform, cfg.backend, cfg.default_model_filename) == ("tensorrt_plan", "tensorrt", "model.plan")
     assert cfg.max_batch_size == manifest.profile_batch[2] == 4
@@ -175,14 +184,9 @@ def test_tensorrt_refusals(tmp_path, rtx_engine):
         write_triton_repo(rtx_engine, tmp_path / "r", RepoConfig(backend="onnxruntime", kind="gpu"))
     with pytest.raises(RepositoryError, match="runs only on a GPU: pass --kind gpu"):
         write_triton_repo(rtx_engine, tmp_path / "r", RepoConfig(backend="tensorrt"))
-    # the same real engine, its manifest saying it needs the TokenInterpolate plugin (as a --plugin build's does)
-    plugged = tmp_path / "plugged.engine"
-    shutil.copyfile(rtx_engine, plugged)
-    manifest = json.loads(rtx_engine.with_name(rtx_engine.name + ".json").read_text())
-    manifest["plugins"] = [
-        {"name": "TokenInterpolate", "namespace": "inti", "version": "1", "sha256": "0", "files": []}
-    ]
-    plugged.with_name(plugged.name + ".json").write_text(json.dumps(manifest))
+    # the same real engine, its manifest saying it needs the Python TokenInterpolate plugin (an old --plugin build)
+    plugin = {"name": "TokenInterpolate", "namespace": "inti", "version": "1", "sha256": "0", "files": []}
+    plugged = _relabelled(rtx_engine, tmp_path, runtime="tensorrt", plugins=[plugin])
     with pytest.raises(RepositoryError, match=r"needs plugin inti::TokenInterpolate.*--backend python"):
         write_triton_repo(plugged, tmp_path / "r", RepoConfig(backend="tensorrt", kind="gpu"))
     tampered = tmp_path / "tampered.engine"
@@ -190,3 +194,34 @@ def test_tensorrt_refusals(tmp_path, rtx_engine):
     shutil.copyfile(rtx_engine.with_name(rtx_engine.name + ".json"), tampered.with_name(tampered.name + ".json"))
     with pytest.raises(RepositoryError, match="does not match its manifest"):
         write_triton_repo(tampered, tmp_path / "r", RepoConfig(backend="tensorrt", kind="gpu"))
+
+
+
+# -- which engines Triton's tensorrt backend can load (issue 28, item 5): manifests only, no TensorRT ---------
+_PLUGIN = {"name": "TokenInterpolate", "namespace": "inti", "version": "1", "sha256": "0", "files": []}
+
+
+def test_tensorrt_backend_refuses_an_rtx_engine(tmp_path, tiny_onnx):
+    engine = fake_engine(tmp_path, tiny_onnx.onnx_path, runtime="tensorrt-rtx")
+    with pytest.raises(RepositoryError) as e:
+        write_triton_repo(engine, tmp_path / "r", RepoConfig(backend="tensorrt", kind="gpu", warmup=False))
+    assert "\n" not in str(e.value)
+    assert "built by tensorrt-rtx, which Triton's tensorrt backend (full TensorRT) cannot load" in str(e.value)
+    assert "--runtime tensorrt" in str(e.value) and "--backend python" in str(e.value)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+    # the Python backend runs it with TrtRunner, which loads TensorRT-RTX engines
+    report = write_triton_repo(engine, tmp_path / "py", RepoConfig(kind="gpu", warmup=False))
+    assert report.models[0]["backend"] == "python"
+
+
+def test_tensorrt_backend_takes_an_aot_plugin_engine(tmp_path, tiny_onnx):
+    aot = fake_engine(tmp_path, tiny_onnx.onnx_path, plugins=[{**_PLUGIN, "aot": True}])
+    report = write_triton_repo(aot, tmp_path / "repo", RepoConfig(backend="tensorrt", kind="gpu", warmup=False))
+    cfg = read_config(tmp_path / "repo" / "test-tiny" / "config.pbtxt")
+    assert (cfg.platform, cfg.backend) == ("tensorrt_plan", "tensorrt") and report.notes == []
+    assert (tmp_path / "repo" / "test-tiny" / "1" / "model.plan").read_bytes() == aot.read_bytes()
+    for python_plugin in ({**_PLUGIN, "aot": False}, _PLUGIN):  # `aot` absent: a manifest from before AOT
+        (tmp_path / "jit").mkdir(exist_ok=True)
+        jit = fake_engine(tmp_path / "jit", tiny_onnx.onnx_path, plugins=[python_plugin])
+        with pytest.raises(RepositoryError, match=r"needs plugin inti::TokenInterpolate through Python"):
+            write_triton_repo(jit, tmp_path / "r", RepoConfig(backend="tensorrt", kind="gpu", warmup=False))
