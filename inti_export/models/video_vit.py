@@ -58,18 +58,38 @@ class InTIVideoModel(nn.Module):
                 f"video frames are {hgt}x{wid}; preset {c.name} takes {c.image_size}x{c.image_size}"
             )
 
-    def forward_features(self, video: torch.Tensor) -> torch.Tensor:  # (B, T, 3, H, W) -> (B, E)
-        self.check_input(video)
+    @property
+    def stem_blocks(self) -> int:
+        """Blocks before the first InTI layer: they see one frame at a time (docs/model.md, "Streams")."""
         c = self.cfg
-        x = embed_frames(self.visual, video.reshape(-1, 3, c.image_size, c.image_size))  # (B*T, N, D)
-        for i, block in enumerate(self.visual.transformer.resblocks):
+        return c.insert_before[0] if c.insert_before else len(self.visual.transformer.resblocks)
+
+    def forward_stem(self, frames: torch.Tensor) -> torch.Tensor:  # (F, 3, H, W) -> (F, N, D)
+        """Each frame alone through the patch embedding and the blocks before the first InTI layer."""
+        x = embed_frames(self.visual, frames)  # (F, N, D)
+        for block in self.visual.transformer.resblocks[: self.stem_blocks]:
+            x = block(x)  # (F, N, D): attention within a frame only
+        return x
+
+    def forward_head(self, stems: torch.Tensor) -> torch.Tensor:  # (B, T, N, D) -> (B, E) or (B, classes)
+        """The rest of the model on a window of T stem outputs (`forward_stem`, one per frame, in order)."""
+        c = self.cfg
+        if stems.dim() != 4 or stems.shape[1] != c.frames:
+            raise InputShapeError(f"stems have shape {tuple(stems.shape)}; expected (B, {c.frames}, N, D)")
+        x = stems.reshape(-1, *stems.shape[2:])  # (B*T, N, D)
+        blocks = self.visual.transformer.resblocks
+        for i in range(self.stem_blocks, len(blocks)):
             key = str(i)
             if key in self.inti:
                 x = self.inti[key](x)  # (B*T_in, N, D) -> (B*T_in/2, N, D)
-            x = block(x)  # (B*T_stage, N, D)
+            x = blocks[i](x)  # (B*T_stage, N, D)
         per_frame = pool_frames(self.visual, x)  # (B*T_out, E)
-        return per_frame.reshape(-1, c.output_frames, per_frame.shape[-1]).mean(dim=1)  # (B, E)
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        emb = self.forward_features(video)  # (B, E)
+        emb = per_frame.reshape(-1, c.output_frames, per_frame.shape[-1]).mean(dim=1)  # (B, E)
         return self.head(emb) if self.head is not None else emb
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:  # (B, T, 3, H, W) -> (B, E) or (B, classes)
+        """The whole clip: `forward_stem` on every frame, then `forward_head` on the window."""
+        self.check_input(video)
+        c = self.cfg
+        stems = self.forward_stem(video.reshape(-1, 3, c.image_size, c.image_size))  # (B*T, N, D)
+        return self.forward_head(stems.reshape(video.shape[0], c.frames, *stems.shape[1:]))

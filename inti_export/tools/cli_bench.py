@@ -100,6 +100,11 @@ def bench(
         if plot is not None:
             plot_bench(result, plot)
     print_bench(result, out)
+    if not result.rows:  # every runner skipped: nothing was measured, which is not a success
+        with cli_errors():
+            from inti_export.errors import IntiExportError
+
+            raise IntiExportError("nothing measured: " + "; ".join(f"{k}: {v}" for k, v in result.skipped.items()))
 
 
 def register(app: typer.Typer) -> None:

@@ -275,3 +275,22 @@ def test_cli_presets_table(monkeypatch, flops_of):
     monkeypatch.setattr(flops, "count_flops", flops_of)  # the real counts, shared with the tests above
     result = CliRunner().invoke(app, ["presets"])
     assert result.exit_code == 0 and "inti-l14-late" in result.stdout
+
+
+def test_stream_split_is_exact_at_stride(tiny_model):
+    """A stream's stems, computed a few frames at a time and kept in a ring, give each window's answer:
+    the blocks before the first InTI layer see one frame at a time (docs/model.md, "Streams")."""
+    c, stride = tiny_model.cfg, 2
+    assert tiny_model.stem_blocks == c.insert_before[0] == 1
+    frames = torch.randn(c.frames + 3 * stride, 3, c.image_size, c.image_size, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        stems = torch.cat([tiny_model.forward_stem(frames[i:i + stride]) for i in range(0, len(frames), stride)])
+        for start in range(0, len(frames) - c.frames + 1, stride):
+            window = frames[start:start + c.frames]
+            streamed = tiny_model.forward_head(stems[start:start + c.frames][None])  # (1, E)
+            full = tiny_model(window[None])  # (1, E)
+            torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-5)
+    naive = create_model("test-tiny", insert_before=())
+    assert naive.stem_blocks == c.layers  # no InTI layer: every block is per-frame
+    with pytest.raises(InputShapeError, match=r"expected \(B, 8, N, D\)"):
+        tiny_model.forward_head(stems[:3][None])
