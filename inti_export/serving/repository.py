@@ -247,15 +247,22 @@ def _dims(message, tensor) -> None:
     message.dims.extend(tensor.dims)
 
 
-def _common(pb, cfg, name: str, max_batch: int, config: RepoConfig, batching: bool = True) -> None:
+def preferred_batch_sizes(max_batch: int, wanted: tuple[int, ...] = (), opt: int | None = None) -> list[int]:
+    """The dynamic batcher's preferred sizes: `wanted`, else max/2, max and the engine profile's `opt`
+    (the batch TensorRT tuned its kernels for) unless it is 1, since a preferred size that can be formed
+    runs at once and 1 always can (docs/serving.md); each within 1..max_batch."""
+    sizes = wanted or (max_batch // 2, max_batch, *((opt,) if opt and opt > 1 else ()))
+    return sorted({s for s in sizes if 1 <= s <= max_batch})
+
+
+def _common(pb, cfg, name: str, max_batch: int, config: RepoConfig, opt: int | None = None) -> None:
     cfg.name = name
     cfg.max_batch_size = max_batch
     group = cfg.instance_group.add()
     group.kind = pb.ModelInstanceGroup.KIND_GPU if config.kind == InstanceKind.gpu else pb.ModelInstanceGroup.KIND_CPU
     group.count = config.instances
-    if batching and config.dynamic_batching and max_batch > 1:
-        wanted = config.preferred_batch_sizes or (max_batch // 2, max_batch)
-        sizes = sorted({s for s in wanted if 1 <= s <= max_batch})
+    if config.dynamic_batching and max_batch > 1:
+        sizes = preferred_batch_sizes(max_batch, config.preferred_batch_sizes, opt)
         cfg.dynamic_batching.preferred_batch_size.extend(sizes)
         cfg.dynamic_batching.max_queue_delay_microseconds = config.queue_delay_us
 
@@ -283,7 +290,7 @@ def _write_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name,
         _write_shim(version, "EmbeddingModel")
     if config.backend != Backend.python:  # the python backend takes this as its script's name
         cfg.default_model_filename = model_file
-    _common(pb, cfg, name, max_batch, config)
+    _common(pb, cfg, name, max_batch, config, opt=artifact.batch[1] if artifact.batch else None)
     for t in artifact.inputs:
         _dims(cfg.input.add(), t)
     _outputs(cfg, artifact, labels, folder)

@@ -38,7 +38,7 @@ def trt(
         TrtRuntime, typer.Option("--runtime", help="auto: full TensorRT if importable, else TensorRT-RTX.")
     ] = TrtRuntime.auto,
     batch: Annotated[
-        str | None, typer.Option("--batch", help="Batch profile MIN:OPT:MAX (default 1:1:8).")
+        str | None, typer.Option("--batch", help="Batch profile MIN:OPT:MAX (default 1:8:8: kernels tuned for the served batch).")
     ] = None,
     timing_cache: Annotated[
         Path | None, typer.Option("--timing-cache", help="Timing cache to load and update (full TensorRT).")

@@ -36,6 +36,12 @@ def test_parse_batch_profile(text, expected):
     assert parse_batch_profile(text) == expected
 
 
+def test_default_profile_is_tuned_for_the_served_batch():
+    """opt = max: Triton's dynamic batcher sends max/2 and max (docs/serving.md), not batch 1 (issue 28 item 7)."""
+    lo, opt, hi = trt_config.DEFAULT_BATCH
+    assert (lo, opt, hi) == (1, 8, 8) and BuildConfig().batch is None  # None: DEFAULT_BATCH at build time
+
+
 @pytest.mark.parametrize("text", ["", "1:x:8", "1:4", "1:2:3:4", "0:1:2", "4:2:8", "1:9:8", "-1", "a"])
 def test_parse_batch_profile_rejects(text):
     with pytest.raises(EngineError) as e:

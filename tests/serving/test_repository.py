@@ -225,3 +225,22 @@ def test_tensorrt_backend_takes_an_aot_plugin_engine(tmp_path, tiny_onnx):
         jit = fake_engine(tmp_path / "jit", tiny_onnx.onnx_path, plugins=[python_plugin])
         with pytest.raises(RepositoryError, match=r"needs plugin inti::TokenInterpolate through Python"):
             write_triton_repo(jit, tmp_path / "r", RepoConfig(backend="tensorrt", kind="gpu", warmup=False))
+
+
+# -- the dynamic batcher prefers the batch the engine was tuned for (issue 28, item 7) ----------------------
+@pytest.mark.parametrize(
+    "profile, max_batch, preferred",
+    [((1, 3, 8), None, [3, 4, 8]), ((1, 8, 8), None, [4, 8]), ((1, 6, 8), 4, [2, 4]), ((1, 1, 8), None, [4, 8])],
+)
+def test_preferred_batch_sizes_include_the_engine_opt(tmp_path, tiny_onnx, profile, max_batch, preferred):
+    """opt joins max/2 and max; opt 1 does not (a preferred size of 1 would send every lone request at once)."""
+    engine = fake_engine(tmp_path, tiny_onnx.onnx_path, batch=profile)
+    for backend in ("tensorrt", "python"):
+        config = RepoConfig(backend=backend, kind="gpu", max_batch=max_batch, warmup=False)
+        write_triton_repo(engine, tmp_path / backend, config)
+        cfg = read_config(tmp_path / backend / "test-tiny" / "config.pbtxt")
+        assert list(cfg.dynamic_batching.preferred_batch_size) == preferred, backend
+    # sizes given explicitly are kept as given
+    write_triton_repo(engine, tmp_path / "own", RepoConfig(backend="tensorrt", kind="gpu", warmup=False,
+                                                           preferred_batch_sizes=(2,)))
+    assert list(read_config(tmp_path / "own" / "test-tiny" / "config.pbtxt").dynamic_batching.preferred_batch_size) == [2]

@@ -18,7 +18,9 @@ import numpy as np
 from inti_export.errors import EngineError, RuntimeUnavailableError
 from inti_export.vocab import TrtRuntime, Verbosity, values
 
-DEFAULT_BATCH = (1, 1, 8)
+# opt = max: TensorRT tunes its kernels for the opt batch, and served engines run the batches Triton's
+# dynamic batcher assembles, which prefers max/2 and max (docs/serving.md); pass --batch 1:1:8 for batch-1 latency.
+DEFAULT_BATCH = (1, 8, 8)
 # TensorRT-RTX builds portable engines for these when no target is set (docs: "CPU-Only AOT and
 # TensorRT-RTX Engines": 8.0, 8.6, 8.9, 12.0 and later; Turing only when asked for).
 RTX_DEFAULT_COMPUTE_CAPABILITIES = ("SM80", "SM86", "SM89", "SM120")
