@@ -1,6 +1,6 @@
 """The checks and measurements only a CUDA GPU can give, one subcommand each (run by gpu_suite.sh).
 
-    python benchmarks/gpu_checks.py env|kernel|aot-entry|blend|stream|parity|ort-cuda|trt-rtx --out DIR
+    python benchmarks/gpu_checks.py CHECK --out DIR   (CHECK: see CHECKS below)
 
 Each writes DIR/<name>.json and prints one line per case. Exit status: 0 every check passed, 1 a
 check failed (the line says which), 77 skipped (no CUDA GPU, or a package the check needs is missing:
@@ -277,6 +277,85 @@ def check_parity(out: Path, preset: str = "inti-b16", device: str = "cuda") -> i
     return 1 if failed else 0
 
 
+def check_layers(out: Path, preset: str = "inti-b16", device: str = "cuda", batch: int = 8) -> int:
+    """Where the time goes: each block, each InTI layer, and the InTI layer's context and blend parts,
+    timed alone on its real input (captured by a forward pre-hook), with the FLOPs of each."""
+    torch = _torch()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from inti_export.models import create_model
+
+    rows = []
+    for name in ("fp16", "fp32") if device == "cuda" else ("fp32",):
+        model = create_model(preset).eval().to(device, _dtype(name))
+        c = model.cfg
+        seen = {}
+        parts = {f"block{i}": blk for i, blk in enumerate(model.visual.transformer.resblocks)}
+        parts.update({f"inti{k}": layer for k, layer in model.inti.items()})
+        hooks = [m.register_forward_pre_hook(lambda mod, args, key=key, seen=seen: seen.setdefault(key, args[0].clone()))
+                 for key, m in parts.items()]
+        video = torch.randn(batch, c.frames, 3, c.image_size, c.image_size, device=device).to(_dtype(name))
+        with torch.inference_mode():
+            model(video)
+            for h in hooks:
+                h.remove()
+            for key, module in parts.items():
+                x = seen[key]
+                calls = {key: lambda module=module, x=x: module(x)}
+                if key.startswith("inti"):
+                    xt = x.reshape(-1, module.frames_in, *x.shape[1:])  # (B, T, N, D)
+                    pairs = xt.reshape(xt.shape[0], -1, 2, *xt.shape[2:])
+                    hctx = module.context(xt)
+                    calls[key + ".context"] = lambda module=module, xt=xt: module.context(xt)
+                    calls[key + ".blend"] = lambda m=module, h=hctx, p=pairs: m.blend(h, p[:, :, 0], p[:, :, 1])
+                for label, fn in calls.items():
+                    with FlopCounterMode(display=False) as counter:
+                        fn()
+                    ms = cuda_events_ms(fn, 3, 20, device)
+                    rows.append({"precision": name, "batch": batch, "part": label, "input": list(x.shape),
+                                 "ms_p50": statistics.median(ms), "gflops": counter.get_total_flops() / 1e9})
+        del model
+    for name in sorted({r["precision"] for r in rows}):
+        sel = [r for r in rows if r["precision"] == name]
+        blocks = sum(r["ms_p50"] for r in sel if r["part"].startswith("block"))
+        inti = sum(r["ms_p50"] for r in sel if r["part"].startswith("inti") and "." not in r["part"])
+        print(f"{preset} {name} batch {batch}: blocks {blocks:.2f} ms, InTI layers {inti:.2f} ms")
+        for r in sel:
+            rate = r["gflops"] / r["ms_p50"] if r["ms_p50"] else 0.0
+            print(f"  {r['part']:14s} {r['input']!s:22s} {r['ms_p50']:8.3f} ms {r['gflops']:9.1f} GFLOP {rate:7.1f} TFLOP/s")
+    _write(out / "layers.json", {"preset": preset, "rows": rows})
+    return 0
+
+
+def check_parity_f64(out: Path, preset: str = "inti-b16", device: str = "cuda") -> int:
+    """How far FP32 is from exact: CPU FP32 and CUDA FP32 against a float64 CPU run on shipped clips.
+    Says whether a CUDA-vs-CPU difference over the fp32 tolerance is the GPU's or FP32's own."""
+    import numpy as np
+
+    torch = _torch()
+    from inti_export.calibration.clips import load_clips, preprocess_for, shipped_videos_dir
+    from inti_export.models import create_model
+
+    model = create_model(preset).eval()
+    video = torch.from_numpy(load_clips(shipped_videos_dir(), preprocess_for(model.cfg), clips_per_video=1).clips)
+    with torch.inference_mode():
+        exact = model.double()(video.double()).numpy()
+        outs = {"cpu-fp32": model.float()(video).numpy()}
+        if device == "cuda":
+            outs["cuda-fp32"] = model.to("cuda")(video.to("cuda")).cpu().numpy()
+            torch.backends.cuda.matmul.allow_tf32 = True
+            outs["cuda-tf32"] = model(video.to("cuda")).cpu().numpy()
+            torch.backends.cuda.matmul.allow_tf32 = False
+    scale = float(np.abs(exact).max())
+    rows = {k: float(np.abs(v - exact).max() / scale) for k, v in outs.items()}
+    if "cuda-fp32" in outs:
+        rows["cuda-fp32 vs cpu-fp32"] = float(np.abs(outs["cuda-fp32"] - outs["cpu-fp32"]).max() / scale)
+    for k, v in rows.items():
+        print(f"{k:22s} max err / scale against float64: {v:.2e}" if " vs " not in k else f"{k:22s} max err / scale {v:.2e}")
+    _write(out / "parity_f64.json", {"preset": preset, "clips": len(video), "max_err_over_scale": rows})
+    return 0
+
+
 def check_ort_cuda(out: Path) -> int:
     """ONNX Runtime's CUDA provider: InTI against naive, batch 1 and 8 (bench's own loop)."""
     try:
@@ -334,7 +413,8 @@ def _write(path: Path, data) -> None:
 
 
 CHECKS = {"env": check_env, "kernel": check_kernel, "aot-entry": check_aot_entry, "blend": check_blend,
-          "stream": check_stream, "parity": check_parity, "ort-cuda": check_ort_cuda, "trt-rtx": check_trt_rtx}
+          "stream": check_stream, "parity": check_parity, "ort-cuda": check_ort_cuda, "trt-rtx": check_trt_rtx,
+          "layers": check_layers, "parity-f64": check_parity_f64}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,12 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         print(f"SKIP: {e}")
         return SKIP
-    if args.device == "cpu" and args.check in ("stream", "parity"):
+    if args.device == "cpu" and args.check in ("stream", "parity", "layers", "parity-f64"):
         return CHECKS[args.check](args.out, args.preset, "cpu")
     if args.check != "env" and not torch.cuda.is_available():
         print("SKIP: torch sees no CUDA GPU")
         return SKIP
-    if args.check in ("stream", "parity"):
+    if args.check in ("stream", "parity", "layers", "parity-f64"):
         return CHECKS[args.check](args.out, args.preset)
     return CHECKS[args.check](args.out)
 
