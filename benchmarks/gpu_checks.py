@@ -343,6 +343,10 @@ def check_parity_f64(out: Path, preset: str = "inti-b16", device: str = "cuda") 
         outs = {"cpu-fp32": model.float()(video).numpy()}
         if device == "cuda":
             outs["cuda-fp32"] = model.to("cuda")(video.to("cuda")).cpu().numpy()
+            from inti_export.runtime.torch_runner import exact_fp32
+
+            with exact_fp32():
+                outs["cuda-fp32-no-tf32"] = model(video.to("cuda")).cpu().numpy()
             torch.backends.cuda.matmul.allow_tf32 = True
             outs["cuda-tf32"] = model(video.to("cuda")).cpu().numpy()
             torch.backends.cuda.matmul.allow_tf32 = False

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -31,6 +33,20 @@ def emulated_on_cpu(precision: str) -> str | None:
         return None
     return (f"this {platform.machine()} CPU has no native {precision.upper()} matrix arithmetic "
             f"({' / '.join(NATIVE_HALF_FLAGS[precision][:2])}): PyTorch emulates it, about 90x slower than FP32")
+
+
+@contextlib.contextmanager
+def exact_fp32() -> Iterator[None]:
+    """No TF32 inside: PyTorch keeps TF32 off for CUDA matmuls but ON for cuDNN convolutions by default,
+    which puts the FP32 model's patch embedding at TF32 precision (1.25e-4 of the output's scale from a
+    float64 run on an H200, against 2.5e-7 on the CPU: docs/benchmarks.md, "GPU")."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
 class TorchRunner(Runner):
@@ -72,7 +88,8 @@ class TorchRunner(Runner):
         if self.device.type == "cuda":  # time the model alone with CUDA events
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-        with torch.inference_mode(), compute_mode.scoped(blend_op=self.blend_kernel):
+        exact = exact_fp32() if self.precision == "fp32" else contextlib.nullcontext()
+        with torch.inference_mode(), compute_mode.scoped(blend_op=self.blend_kernel), exact:
             out = self._fn(video)
         if self.device.type == "cuda":
             end.record()
