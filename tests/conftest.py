@@ -57,17 +57,12 @@ def tiny_onnx(tmp_path_factory):
 
 
 def tiny_engine_runtime() -> str | None:
-    """The runtime `tiny_engine` builds with: TensorRT-RTX when it imports (it builds without a GPU),
-    else full TensorRT; None when neither imports."""
-    import importlib
+    """The runtime `tiny_engine` builds with, chosen by the GPU's compute capability (`pick_runtime`):
+    TensorRT-RTX without a GPU or on one it supports, else full TensorRT; None when neither can."""
+    from inti_export.runtime.trt.config import gpu_compute_capability
+    from inti_export.runtime.trt.loader import pick_runtime
 
-    for runtime, name in (("tensorrt-rtx", "tensorrt_rtx"), ("tensorrt", "tensorrt")):
-        try:
-            importlib.import_module(name)
-            return runtime
-        except (ImportError, OSError):
-            continue
-    return None
+    return pick_runtime(gpu_compute_capability())[0]
 
 
 TINY_ENGINE_BATCH = (1, 2, 4)  # the profile of `tiny_engine`: min 1, opt 2, max 4

@@ -523,3 +523,22 @@ def test_engine_with_plugin_matches_reference(check_close, aot, dtype):
     weights = [torch.from_numpy(numpy_helper.to_array(w).copy()).to("cuda") for w in model.graph.initializer]
     ref = token_interpolate_reference(feeds["h"], feeds["a"], feeds["b"], *weights)
     check_close(y, ref, torch_dtype)
+
+
+@pytest.mark.trt
+@pytest.mark.gpu
+def test_build_engine_with_plugin_matches_the_model(tiny_onnx, tiny_model, tiny_clips, tmp_path):
+    """The path users take (`inti-export trt --plugin`): build_engine with plugin=True, then TrtRunner,
+    against the PyTorch model on real clips (issue 28: the raw-API test above never ran build_engine)."""
+    _require_trt()
+    from inti_export.runtime.trt import BuildConfig, TrtRunner, build_engine
+
+    engine = tmp_path / "plugin.engine"
+    manifest = build_engine(tiny_onnx.onnx_path, engine, BuildConfig(runtime="tensorrt", plugin=True, batch=(1, 2, 4)))
+    assert [p["aot"] for p in manifest.plugins] == [True]
+    video = tiny_clips.clips[:4]
+    with torch.no_grad():
+        want = tiny_model(torch.from_numpy(video)).numpy()
+    with TrtRunner(engine) as runner:
+        got = runner.infer({"video": video})["embedding"]
+    np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max(), rtol=0)

@@ -30,24 +30,10 @@ from inti_export.runtime.trt import (
     runtime_name,
     verify_engine_artifact,
 )
+from inti_export.runtime.trt.config import gpu_compute_capability
+from inti_export.runtime.trt.loader import pick_runtime
 from inti_export.runtime.trt.runner import runtime_cache_path
 from inti_export.tools.engine import convert_and_build
-
-
-def _pick_runtime() -> tuple[str | None, str]:
-    """TensorRT-RTX when present (it builds on any machine); full TensorRT only with a GPU."""
-    try:
-        load_trt_module("tensorrt-rtx")
-        return "tensorrt-rtx", ""
-    except RuntimeUnavailableError as e:
-        reason = str(e)
-    try:
-        load_trt_module("tensorrt")
-    except RuntimeUnavailableError as e:
-        return None, f"neither TensorRT-RTX nor TensorRT is importable ({reason}; {e})"
-    if not _cuda():
-        return None, "full TensorRT is importable but builds need a CUDA GPU, and TensorRT-RTX is missing"
-    return "tensorrt", ""
 
 
 def _cuda() -> bool:
@@ -56,7 +42,7 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-RUNTIME, SKIP_REASON = _pick_runtime()
+RUNTIME, SKIP_REASON = pick_runtime(gpu_compute_capability())
 pytestmark = [pytest.mark.trt, pytest.mark.skipif(RUNTIME is None, reason=SKIP_REASON)]
 needs_rtx = pytest.mark.skipif(RUNTIME != "tensorrt-rtx", reason="checks TensorRT-RTX behaviour")
 needs_gpu = pytest.mark.skipif(not _cuda(), reason="no CUDA GPU: TensorRT engines run only on a GPU")
@@ -497,6 +483,29 @@ def _fake_gpus(monkeypatch, *capabilities):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: len(capabilities))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=0: capabilities[device])
+
+
+def test_runtime_follows_the_gpus_compute_capability(monkeypatch):
+    """TensorRT-RTX without a GPU or on one it supports; full TensorRT on one it does not (SM90)."""
+    import sys
+    import types
+
+    rtx_present = importlib.util.find_spec("tensorrt_rtx") is not None
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # full TensorRT: not importable
+    if rtx_present:
+        assert pick_runtime(None) == ("tensorrt-rtx", "")
+        _fake_gpus(monkeypatch, (8, 6))
+        assert pick_runtime(gpu_compute_capability()) == ("tensorrt-rtx", "")
+    _fake_gpus(monkeypatch, (9, 0))  # an H100 or H200
+    runtime, why = pick_runtime(gpu_compute_capability())
+    assert runtime is None and "import tensorrt" in why
+    if rtx_present:
+        assert "does not run on this GPU (SM90" in why
+    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))  # full TensorRT installed
+    assert pick_runtime(gpu_compute_capability()) == ("tensorrt", "")
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)  # only full TensorRT, and no GPU
+    runtime, why = pick_runtime(None)
+    assert runtime is None and "only on a CUDA GPU" in why
 
 
 @needs_rtx

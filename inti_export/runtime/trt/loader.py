@@ -52,6 +52,30 @@ def load_trt_module(runtime: str = TrtRuntime.auto.value):
     return module
 
 
+def pick_runtime(gpu: str | None) -> tuple[str | None, str]:
+    """The TensorRT runtime that both builds and runs engines here, by the GPU's compute capability
+    ("SM90", or None without a GPU): (runtime, "") or (None, why).
+
+    No GPU: TensorRT-RTX, which builds without one (full TensorRT needs a GPU to build). A GPU:
+    TensorRT-RTX where it supports that capability, else full TensorRT (RTX refuses SM90, the H100/H200).
+    """
+    from inti_export.runtime.trt.config import rtx_targets
+
+    reasons = []
+    rtx, why = _try_import(RUNTIMES[TrtRuntime.tensorrt_rtx.value][0])
+    if rtx is not None:
+        if gpu is None or gpu in rtx_targets(rtx):
+            return TrtRuntime.tensorrt_rtx.value, ""
+        reasons.append(f"{runtime_label(rtx)} does not run on this GPU ({gpu}; it supports {', '.join(rtx_targets(rtx))})")
+    else:
+        reasons.append(why)
+    full, why = _try_import(RUNTIMES[TrtRuntime.tensorrt.value][0])
+    if full is not None and gpu is not None:
+        return TrtRuntime.tensorrt.value, ""
+    reasons.append(why if full is None else "full TensorRT builds engines only on a CUDA GPU, and there is none")
+    return None, "; ".join(reasons)
+
+
 def _try_import(module_name: str):
     try:
         return importlib.import_module(module_name), ""
