@@ -1,0 +1,264 @@
+"""A stream session: frames in one at a time, one answer per window of T consecutive frames (docs/stream.md).
+
+The model splits at its first InTI layer (docs/model.md, "Streams"): the **stem** (patch embedding and
+the blocks before it) sees one frame at a time, so each frame's stem runs once, as the frame arrives,
+into a ring of the last T stems; every S frames the **head** (first InTI layer to the output) runs on
+the ring. A window is always T consecutive sampled frames: a frame whose index does not follow the
+last one (dropped frames) empties the ring, which warms up again, and the gap is recorded.
+
+The stem and head come from a `StemHead`: `TorchStemHead` (the model's `forward_stem`/`forward_head`)
+or `OrtStemHead` (the split ONNX pair from `inti-export onnx --stream`, checked by sha256).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from inti_export.errors import InputShapeError, IntiExportError, one_line
+
+# File names and metadata keys of a split export (exporter/stream_export.py writes them).
+STEM_FILE, HEAD_FILE, PAIR_MANIFEST = "stem.onnx", "head.onnx", "stream.json"
+STEM_INPUT, STEM_OUTPUT, HEAD_INPUT = "frames", "stem", "stems"
+META_PART = "inti.stream.part"  # "stem" or "head"
+META_CUT = "inti.stream.cut_before_block"  # 0-based block index where the head starts
+META_STEM_SHA = "inti.stream.stem_sha256"  # in head.onnx: the sha256 of the stem it was exported with
+
+
+class StemHead(Protocol):
+    """The two halves of a model: `stem` (F, 3, H, W) -> (F, N, D), `head` (B, T, N, D) -> (B, out)."""
+
+    name: str
+    frames: int  # T
+    image_size: int
+    output_name: str
+
+    def stem(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def head(self, stems: np.ndarray) -> np.ndarray: ...
+
+
+class TorchStemHead:
+    """PyTorch (CPU, FP32 without TF32): the model's own `forward_stem` and `forward_head`."""
+
+    def __init__(self, model, device: str = "cpu") -> None:
+        import torch
+
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        c = model.cfg
+        self.name, self.frames, self.image_size = f"torch-{self.device.type}", c.frames, c.image_size
+        self.output_name = model.output_name
+        self.preset = c.name
+
+    def _run(self, fn, array: np.ndarray) -> np.ndarray:
+        import torch
+
+        from inti_export.runtime.torch_runner import exact_fp32
+
+        with torch.inference_mode(), exact_fp32():
+            return fn(torch.from_numpy(array).to(self.device)).float().cpu().numpy()
+
+    def stem(self, frames: np.ndarray) -> np.ndarray:  # (F, 3, H, W) -> (F, N, D)
+        return self._run(self.model.forward_stem, frames)
+
+    def head(self, stems: np.ndarray) -> np.ndarray:  # (B, T, N, D) -> (B, out)
+        return self._run(self.model.forward_head, stems)
+
+
+@dataclass(frozen=True)
+class StreamArtifact:
+    """A checked split export: the two ONNX files and the head's metadata (preset, T, mean/std, cut)."""
+
+    stem_path: Path
+    head_path: Path
+    meta: dict[str, Any]
+
+    @property
+    def frames(self) -> int:
+        return int(self.meta["inti.frames"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.meta["inti.image_size"])
+
+
+def load_stream_artifact(directory: str | Path) -> StreamArtifact:
+    """`directory`'s stem.onnx and head.onnx, refused unless the head was exported with this very stem."""
+    from inti_export.fileio import sha256_file
+    from inti_export.vocab import read_metadata
+
+    d = Path(directory)
+    stem, head = d / STEM_FILE, d / HEAD_FILE
+    if not d.is_dir():
+        raise IntiExportError(f"stream artifact {d} is not a directory; pass the folder `inti-export onnx --stream -o` wrote")
+    for p in (stem, head):
+        if not p.is_file():
+            raise IntiExportError(f"{d} has no {p.name}; export the pair with `inti-export onnx --stream -o {d}`")
+    try:
+        stem_meta, head_meta = read_metadata(stem), read_metadata(head)
+    except Exception as e:  # protobuf and onnx raise their own types
+        raise IntiExportError(f"cannot read the ONNX pair in {d}: {one_line(e)}") from e
+    if stem_meta.get(META_PART) != "stem" or head_meta.get(META_PART) != "head":
+        raise IntiExportError(f"{d}: stem.onnx/head.onnx lack the {META_PART} metadata; re-export with --stream")
+    want, got = head_meta.get(META_STEM_SHA), sha256_file(stem)
+    if want != got:
+        raise IntiExportError(
+            f"{head} was exported with a stem of sha256 {str(want)[:12]}..., but {stem} has {got[:12]}...:"
+            " the two halves come from different models; re-export both with `inti-export onnx --stream`"
+        )
+    return StreamArtifact(stem, head, head_meta)
+
+
+class OrtStemHead:
+    """ONNX Runtime (CPU): the split pair of `load_stream_artifact`, run by two `OrtRunner`s."""
+
+    def __init__(self, artifact: StreamArtifact | str | Path, threads: int | None = None) -> None:
+        from inti_export.runtime.ort_runner import OrtRunner
+
+        self.artifact = artifact if isinstance(artifact, StreamArtifact) else load_stream_artifact(artifact)
+        self.frames, self.image_size = self.artifact.frames, self.artifact.image_size
+        self.output_name = self.artifact.meta["inti.outputs"][0]["name"]
+        self.preset = self.artifact.meta.get("inti.preset", "")
+        self.name = "ort-cpu"
+        self._stem = OrtRunner(self.artifact.stem_path, threads=threads, name="ort-stem")
+        self._head = OrtRunner(self.artifact.head_path, threads=threads, name="ort-head")
+        self._stem.activate()
+        self._head.activate()
+
+    def stem(self, frames: np.ndarray) -> np.ndarray:  # (F, 3, H, W) -> (F, N, D)
+        return self._stem.infer({STEM_INPUT: frames})[STEM_OUTPUT]
+
+    def head(self, stems: np.ndarray) -> np.ndarray:  # (B, T, N, D) -> (B, out)
+        return self._head.infer({HEAD_INPUT: stems})[self.output_name]
+
+
+@dataclass
+class Frame:
+    """A sampled frame: its index among sampled frames, pts (s), arrival (perf_counter s), data (3, H, W)."""
+
+    index: int
+    data: np.ndarray
+    pts: float | None = None
+    arrival: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class WindowResult:
+    """One answer: window number, its first/last frame (index, pts), output (out,), timings in ms."""
+
+    window: int
+    first_frame: int
+    last_frame: int
+    first_pts: float | None
+    last_pts: float | None
+    output: np.ndarray
+    stem_ms: float  # the stems of the frames since the previous window (S frames, or T after a warm-up)
+    head_ms: float
+    latency_ms: float  # from the arrival of the window's last frame to this answer
+    dropped: int  # sampled frames missing from the stream so far
+
+    def to_json(self, top_k: int = 0, labels: list[str] | None = None) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "window": self.window, "first_frame": self.first_frame, "last_frame": self.last_frame,
+            "first_pts": self.first_pts, "last_pts": self.last_pts,
+            "stem_ms": round(self.stem_ms, 3), "head_ms": round(self.head_ms, 3),
+            "latency_ms": round(self.latency_ms, 3), "dropped": self.dropped,
+        }
+        if top_k:
+            order = np.argsort(-self.output, kind="stable")[:top_k]
+            row["top_k"] = [{"label": labels[i] if labels else int(i), "score": float(self.output[i])} for i in order]
+        else:
+            row["embedding"] = [float(v) for v in self.output]
+        return row
+
+
+@dataclass
+class Gap:
+    """Frames missing between two sampled frames: the ring restarted at `next_frame`."""
+
+    after_frame: int
+    next_frame: int
+
+    @property
+    def missing(self) -> int:
+        return self.next_frame - self.after_frame - 1
+
+
+class StreamSession:
+    """Frames in (`push`), a `WindowResult` every `stride` frames once T consecutive frames are in."""
+
+    def __init__(self, model: StemHead, stride: int, clock: Callable[[], float] = time.perf_counter) -> None:
+        t = model.frames
+        if not 1 <= int(stride) <= t:
+            raise IntiExportError(f"stride {stride} is outside 1..{t} (T = {t} frames per window); pick a stride in that range")
+        self.model, self.stride, self.frames, self.clock = model, int(stride), t, clock
+        self._ring: deque[tuple[Frame, np.ndarray]] = deque(maxlen=t)  # (frame, stem (N, D))
+        self._since_restart = 0  # frames pushed since the ring last started
+        self._last_index: int | None = None
+        self._pending_stem_ms = 0.0
+        self.windows = 0
+        self.frames_in = 0
+        self.dropped = 0
+        self.gaps: list[Gap] = []
+
+    def _check(self, frame: Frame) -> None:
+        s = self.model.image_size
+        if frame.data.shape != (3, s, s) or frame.data.dtype != np.float32:
+            got = f"{frame.data.dtype} {tuple(frame.data.shape)}"
+            raise InputShapeError(f"frame {frame.index} is {got}; expected float32 (3, {s}, {s})")
+        if self._last_index is not None and frame.index <= self._last_index:
+            raise IntiExportError(f"frame index {frame.index} does not follow {self._last_index}; frames must arrive in order")
+
+    def push(self, frame: Frame) -> WindowResult | None:
+        """Run `frame`'s stem into the ring; run the head when a window is due."""
+        self._check(frame)
+        if self._last_index is not None and frame.index != self._last_index + 1:  # a gap: never span it
+            gap = Gap(self._last_index, frame.index)
+            self.gaps.append(gap)
+            self.dropped += gap.missing
+            self._ring.clear()
+            self._since_restart = 0
+            self._pending_stem_ms = 0.0
+        self._last_index = frame.index
+        self.frames_in += 1
+        start = self.clock()
+        stem = self.model.stem(frame.data[None])[0]  # (N, D)
+        self._pending_stem_ms += (self.clock() - start) * 1e3
+        self._ring.append((frame, stem))
+        self._since_restart += 1
+        if len(self._ring) < self.frames or (self._since_restart - self.frames) % self.stride:
+            return None
+        start = self.clock()
+        out = self.model.head(np.stack([s for _, s in self._ring])[None])[0]  # (T, N, D) -> (out,)
+        done = self.clock()
+        first, last = self._ring[0][0], self._ring[-1][0]
+        result = WindowResult(
+            self.windows, first.index, last.index, first.pts, last.pts, out,
+            self._pending_stem_ms, (done - start) * 1e3, (done - last.arrival) * 1e3, self.dropped,
+        )
+        self.windows += 1
+        self._pending_stem_ms = 0.0
+        return result
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[WindowResult]:
+        """`push` each frame; yield the windows as they complete."""
+        for frame in frames:
+            if (result := self.push(frame)) is not None:
+                yield result
+
+
+def full_window_reference(model, frames: np.ndarray) -> np.ndarray:
+    """What the whole model gives on one window of T frames (T, 3, H, W) -> (out,): the exactness reference."""
+    import torch
+
+    from inti_export.runtime.torch_runner import exact_fp32
+
+    with torch.inference_mode(), exact_fp32():
+        return model(torch.from_numpy(np.ascontiguousarray(frames))[None]).numpy()[0]
