@@ -112,6 +112,7 @@ class RunnerKind(str, enum.Enum):
     torch_kernel = "torch-kernel"
     ort = "ort"
     ort_cuda = "ort-cuda"
+    ov = "ov"  # OpenVINO on the CPU (runtime/ov_runner.py)
     trt = "trt"
 
 

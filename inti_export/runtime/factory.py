@@ -28,6 +28,12 @@ def make_runner(
         return OrtRunner(onnx_path, device="cpu", threads=threads, **mode)
     if kind == "ort-cuda":
         return OrtRunner(onnx_path, device="cuda", **mode)
+    if kind == "ov":
+        from inti_export.runtime.ov_runner import OvRunner
+
+        if onnx_path is None:
+            raise IntiExportError("runner 'ov' needs an ONNX model (--onnx)")
+        return OvRunner(onnx_path, threads=threads)
     if kind == "trt":
         if engine_path is None:
             raise IntiExportError("runner 'trt' needs --engine")

@@ -198,9 +198,9 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="inti-bench-") as tmp:
         prepared = []
         for name, vcfg, model, vonnx, vengine in variants:
-            if any(r.startswith("ort") for r in runners) and vonnx is None:
+            if any(r.startswith("ort") or r == "ov" for r in runners) and vonnx is None:
                 vonnx = Path(tmp) / f"{len(prepared)}.onnx"
-                logger.info("exporting %s for ONNX Runtime", name)
+                logger.info("exporting %s for ONNX Runtime / OpenVINO", name)
                 export_onnx(model, vonnx, ExportSpec(), verify=False)
             prepared.append((name, vcfg, model, vonnx, vengine, count_flops(vcfg).gflops))
         for kind in runners:

@@ -60,7 +60,7 @@ def bench(
     onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX for the ort runners (default: export one).")] = None,
     engine: Annotated[Path | None, typer.Option("--engine", help="TensorRT engine for the trt runner.")] = None,
     runners: Annotated[str, typer.Option(
-        help="Comma-separated: torch, torch-compile, torch-kernel, ort, ort-cuda, trt.")] = "torch,ort",
+        help="Comma-separated: torch, torch-compile, torch-kernel, ort, ort-cuda, ov, trt.")] = "torch,ort",
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1",
     iters: Annotated[int, typer.Option(help="Timed runs per measurement.", min=1)] = 10,
     warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 2,

@@ -1,0 +1,60 @@
+"""OpenVINO runner on the test-tiny export: FP32 matches ONNX Runtime, the local function is inlined,
+bf16 is opt-in, bad settings are one line. Skipped without openvino (the `openvino` extra)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inti_export.errors import IntiExportError
+from inti_export.tools.compare import TOLERANCES, compare_arrays
+
+pytest.importorskip("openvino", reason="OpenVINO is not installed: pip install 'inti-export[openvino]'")
+
+from inti_export.runtime.ort_runner import OrtRunner
+from inti_export.runtime.ov_runner import OvRunner, inline_functions
+
+
+def test_ov_matches_onnxruntime_in_fp32(tiny_onnx, tiny_clips):
+    feed = {"video": tiny_clips.clips}
+    with OrtRunner(tiny_onnx.onnx_path) as ort, OvRunner(tiny_onnx.onnx_path, threads=1) as ov:
+        want, got = ort.infer(feed)["embedding"], ov.infer(feed)["embedding"]
+        assert [s.name for s in ov.input_specs()] == ["video"] and ov.input_specs()[0].shape[0] is None
+        assert ov.name == "ov-cpu" and ov.config()["INFERENCE_PRECISION_HINT"] == "f32"
+        batch3 = ov.infer({"video": tiny_clips.clips[:3]})["embedding"]
+    cmp = compare_arrays(got, want, TOLERANCES["fp32"], output="embedding", runner="ov", reference="ort", logits=False)
+    assert cmp.passed, cmp.failures
+    np.testing.assert_allclose(batch3, got[:3], rtol=0, atol=1e-5 * np.abs(got).max())
+
+
+def test_the_local_function_is_inlined(tiny_onnx, tmp_path):
+    import onnx
+
+    original = onnx.load(str(tiny_onnx.onnx_path))
+    assert [f.name for f in original.functions] == ["TokenInterpolate"]
+    inlined = onnx.load(str(inline_functions(tiny_onnx.onnx_path, tmp_path)))
+    assert not inlined.functions and "TokenInterpolate" not in {n.op_type for n in inlined.graph.node}
+
+
+def test_half_precision_is_opt_in(tiny_onnx, tiny_clips):
+    with OvRunner(tiny_onnx.onnx_path, inference_precision="bf16", hint="throughput", streams=1) as ov:
+        assert ov.name == "ov-cpu-bf16"
+        assert ov.config() == {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": "bf16", "NUM_STREAMS": "1"}
+        assert ov.infer({"video": tiny_clips.clips[:1]})["embedding"].shape == (1, 32)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"hint": "fastest"}, "hint 'fastest': choose latency or throughput"),
+    ({"inference_precision": "int4"}, "inference precision 'int4'"),
+    ({"threads": 0}, "threads=0: give a positive number"),
+])
+def test_bad_settings_are_one_line(tiny_onnx, kwargs, match):
+    with pytest.raises(IntiExportError, match=match):
+        OvRunner(tiny_onnx.onnx_path, **kwargs)
+
+
+def test_not_an_onnx_is_one_line(tmp_path):
+    bad = tmp_path / "m.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(IntiExportError, match=r"cannot read ONNX model .*m.onnx"), OvRunner(bad):
+        pass
