@@ -108,17 +108,24 @@ def example_video(model: InTIVideoModel, batch: int, seed: int = 0) -> torch.Ten
 def _torch_export(model: InTIVideoModel, spec: ExportSpec):
     """torch.onnx dynamo export -> onnx_ir.Model (attention as plain ops, InTI as one node or decomposed)."""
     video = example_video(model, spec.example_batch)
-    dynamic = {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=spec.max_batch)}} if spec.dynamic_batch else None
+    return torch_export_module(model, video, INPUT_NAME, model.output_name, "batch", spec)
+
+
+def torch_export_module(
+    module: torch.nn.Module, example: torch.Tensor, input_name: str, output_name: str, dim_name: str, spec: ExportSpec
+):
+    """One-input `module` -> onnx_ir.Model; axis 0 named `dim_name` and dynamic when `spec.dynamic_batch`."""
+    dynamic = {input_name: {0: torch.export.Dim(dim_name, min=1, max=spec.max_batch)}} if spec.dynamic_batch else None
     functions.register_schema()
     mode = compute_mode.scoped(fused_attention=False, blend_op=spec.inti_op == "function")
     with mode, torch.no_grad(), contextlib.redirect_stdout(open(os.devnull, "w")):
         program = torch.onnx.export(
-            model,
-            (video,),
+            module,
+            (example,),
             dynamo=True,
             opset_version=spec.opset,
-            input_names=[INPUT_NAME],
-            output_names=[model.output_name],
+            input_names=[input_name],
+            output_names=[output_name],
             dynamic_shapes=dynamic,
             custom_translation_table={torch.ops.inti.token_interpolate.default: functions.translate_token_interpolate},
             optimize=True,

