@@ -7,6 +7,10 @@ inlined copy: the same plain ops ONNX Runtime runs inside the function.
 OpenVINO's CPU plugin computes in bf16 by default where the CPU has AVX512_BF16 or AMX, which puts an
 FP32 model 3.8e-3 of scale away from ONNX Runtime (test-tiny, measured); the runner asks for f32
 unless `inference_precision` says otherwise.
+
+OpenVINO 2026.4 computes a quantized final projection (`pooled @ visual.proj` with Q/DQ on both
+inputs) for the first clip of a batch only; `calibrate` keeps that MatMul in FP32, and the runner
+refuses an INT8 ONNX that quantizes it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from inti_export.errors import IntiExportError, RuntimeUnavailableError, one_lin
 from inti_export.runtime.base import Runner, TensorSpec
 
 _OV_TYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64}
+# The visual projection's weight (open_clip's `VisionTransformer.proj`), as the exporter names it.
+PROJ_WEIGHT = "visual.proj"
 
 
 class OvHint(str, enum.Enum):
@@ -50,10 +56,22 @@ def inline_functions(onnx_path: str | Path, out_dir: str | Path) -> Path:
         model = onnx.load(str(onnx_path))
     except Exception as e:
         raise IntiExportError(f"cannot read ONNX model {onnx_path}: {one_line(e)}; pass an ONNX file") from e
+    if quantized_projection(model):
+        raise IntiExportError(
+            f"{onnx_path} quantizes the final projection MatMul, which OpenVINO computes for the first clip of a"
+            " batch only (the others come out 0; docs/openvino.md): recalibrate with this version's"
+            " `inti-export calibrate`, which keeps it in FP32"
+        )
     inlined = onnx.inliner.inline_local_functions(model) if model.functions else model
     path = Path(out_dir) / "inlined.onnx"
     onnx.save(inlined, str(path), save_as_external_data=inlined.ByteSize() > 2**31 - 2**24)
     return path
+
+
+def quantized_projection(model) -> bool:
+    """Whether an INT8 Q/DQ graph feeds the final projection MatMul a dequantized `visual.proj`."""
+    dq = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0].startswith(PROJ_WEIGHT + "_")}
+    return any(n.op_type == "MatMul" and dq & set(n.input) for n in model.graph.node)
 
 
 class OvRunner(Runner):

@@ -58,3 +58,25 @@ def test_not_an_onnx_is_one_line(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(IntiExportError, match=r"cannot read ONNX model .*m.onnx"), OvRunner(bad):
         pass
+
+
+def test_an_int8_onnx_with_a_quantized_projection_is_refused(tiny_onnx, tmp_path):
+    """OpenVINO 2026.4 returns zeros for every clip but the first when the projection is quantized."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(tiny_onnx.onnx_path))
+    matmul = next(n for n in model.graph.node if n.op_type == "MatMul" and "visual.proj" in n.input)
+    inits = [numpy_helper.from_array(np.array(0.01, np.float32), "visual.proj_scale"),
+             numpy_helper.from_array(np.array(0, np.int8), "visual.proj_zero_point")]
+    proj = next(i for i in model.graph.initializer if i.name == "visual.proj")
+    q = numpy_helper.from_array(np.zeros(proj.dims, np.int8), "visual.proj_quantized")
+    model.graph.initializer.extend([q, *inits])
+    dq = helper.make_node("DequantizeLinear", ["visual.proj_quantized", "visual.proj_scale", "visual.proj_zero_point"],
+                          ["visual.proj_DequantizeLinear_Output"])
+    model.graph.node.insert(0, dq)
+    matmul.input[list(matmul.input).index("visual.proj")] = "visual.proj_DequantizeLinear_Output"
+    bad = tmp_path / "int8.onnx"
+    onnx.save(model, str(bad))
+    with pytest.raises(IntiExportError, match="quantizes the final projection MatMul.*recalibrate"), OvRunner(bad):
+        pass
