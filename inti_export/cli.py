@@ -36,6 +36,7 @@ _COMMAND_MODULES = (
     "inti_export.tools.cli_embed",  # embed
     "inti_export.tools.cli_eval",  # eval, task
     "inti_export.tools.cli_optimize",  # optimize
+    "inti_export.tools.cli_stream",  # stream
 )
 
 

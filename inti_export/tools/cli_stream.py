@@ -1,0 +1,71 @@
+"""`inti-export stream`: a live source or a file, one JSON answer per window (docs/stream.md)."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inti_export.tools._cli import cli_errors
+
+
+class Drop(str, enum.Enum):
+    """What to do when inference is slower than the source."""
+
+    latest = "latest"
+    none = "none"
+
+
+class StreamRunner(str, enum.Enum):
+    ort = "ort"
+    torch = "torch"
+
+
+def stream(
+    source: Annotated[str, typer.Argument(help="A video file, an http(s)/rtsp/udp/tcp URL, or a lavfi graph (lavfi:GRAPH).")],
+    artifact: Annotated[Path | None, typer.Option(help="Folder from `inti-export onnx --stream` (stem + head).")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="A preset on the PyTorch runner.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Weights for --preset.")] = None,
+    runner: Annotated[StreamRunner | None, typer.Option(help="ort (artifact, default) or torch (preset, default).")] = None,
+    stride: Annotated[int | None, typer.Option(help="An answer every S sampled frames, 1..T (default T/2).")] = None,
+    sample_every: Annotated[int, typer.Option(help="Keep every K-th decoded frame.", min=1)] = 1,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Read a file at its own frame rate, as if live.")] = False,
+    drop: Annotated[Drop | None, typer.Option(help="When behind: latest (default live) or none (default file).")] = None,
+    max_queue: Annotated[int | None, typer.Option(help="Decoded frames waiting at most (default T).", min=1)] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after SEC seconds of the source.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait to connect, and for data, on a URL.")] = 10.0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for inference (default: all).", min=1)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="results.jsonl (default: stdout).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the summary JSON here.")] = None,
+) -> None:
+    """Run a video stream through the model: each frame's stem once, the head every STRIDE frames."""
+    interrupted = None
+    with cli_errors():
+        from inti_export.fileio import atomic_output, check_output_path, write_json
+        from inti_export.tools.stream import StreamConfig, run_stream, summary_text
+
+        for path, what in ((output, "--output"), (report, "--report")):
+            if path is not None:
+                check_output_path(path, what)
+        cfg = StreamConfig(source, artifact=artifact, preset=preset, checkpoint=checkpoint,
+                           runner=runner.value if runner else None, stride=stride, sample_every=sample_every,
+                           realtime=realtime, drop=drop.value if drop else None, max_queue=max_queue,
+                           duration_s=duration, timeout_s=timeout, threads=threads)
+        if output is None:
+            summary = run_stream(cfg, sys.stdout)
+        else:
+            with atomic_output(output) as tmp, open(tmp, "w") as f:
+                summary = run_stream(cfg, f)
+        if report is not None:
+            write_json(report, summary.to_dict())
+        typer.echo(summary_text(summary), err=True)
+        interrupted = summary.interrupted
+    if interrupted is not None:
+        raise typer.Exit(128 + interrupted)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stream")(stream)
