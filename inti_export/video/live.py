@@ -203,11 +203,12 @@ class FrameReader:
         if self._error is not None:
             raise VideoError(f"decoding {self.source.text} failed: {one_line(self._error)}") from self._error
 
-    def close(self) -> None:
-        """Stop the decoder and wait for it (briefly)."""
+    def close(self, wait_s: float = 2.0) -> None:
+        """Stop the decoder and wait for it at most `wait_s` (a read blocked on a silent URL is left to its daemon thread)."""
         self._stop.set()
         if self._thread.ident:
-            while self._thread.is_alive():
+            deadline = time.perf_counter() + wait_s
+            while self._thread.is_alive() and time.perf_counter() < deadline:
                 try:  # unblock a decoder waiting on a full queue
                     self._queue.get_nowait()
                 except queue.Empty:
