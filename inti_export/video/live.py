@@ -106,6 +106,7 @@ class FrameReader:
         self.stats = ReaderStats()
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
+        self._closed = False  # close() gave up waiting: the thread may leave without its end marker
         self._error: BaseException | None = None
         self._container = open_container(source, timeout_s)  # fails here, before any output
         stream = self._container.streams.video[0]
@@ -125,9 +126,8 @@ class FrameReader:
                     return
                 except queue.Full:
                     try:
-                        old = self._queue.get_nowait()
-                        if old is not _END:
-                            self.stats.dropped += 1
+                        self._queue.get_nowait()
+                        self.stats.dropped += 1
                     except queue.Empty:
                         pass
         else:
@@ -186,8 +186,16 @@ class FrameReader:
         finally:
             container.close()
             self.stats.end = self.stats.end or ("stopped" if self._stop.is_set() else "end of stream")
-            self._stop.clear()  # let the end marker through even when the queue is full
-            self._put(_END)
+            self._put_end()
+
+    def _put_end(self) -> None:
+        """The end marker waits for room (it never drops the last frames); `close` drains the queue meanwhile."""
+        while not self._closed:
+            try:
+                self._queue.put(_END, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def frames(self) -> Iterator[Frame]:
         """Preprocessed frames (3, H, W) float32, in order, with their sampled index, pts and arrival time."""
@@ -214,5 +222,6 @@ class FrameReader:
                 except queue.Empty:
                     pass
                 self._thread.join(timeout=0.05)
+            self._closed = True
         else:
             self._container.close()
