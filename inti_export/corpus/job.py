@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inti_export.calibration.clips import Preprocess
+from inti_export.corpus.lock import output_lock
 from inti_export.corpus.model import ModelSource
-from inti_export.corpus.output import ErrorLog, check_manifest, done_videos, recover_commits
+from inti_export.corpus.names import shown
+from inti_export.corpus.output import ErrorLog, check_manifest, done_videos, migrate_side_files, recover_commits
 from inti_export.corpus.sampling import Sampling
 from inti_export.errors import IntiExportError
 
@@ -45,9 +49,32 @@ class EmbedJob:
         if not self.videos:
             raise IntiExportError("no videos to embed: pass video files, folders, globs or a .txt list")
         if self.output.exists() and not self.output.is_dir():
-            raise IntiExportError(f"output {self.output} is a file: -o takes a folder (created if missing)")
+            raise IntiExportError(f"output {shown(self.output)} is a file: -o takes a folder (created if missing)")
         if not self.output.parent.is_dir():
-            raise IntiExportError(f"output folder's parent {self.output.parent} does not exist: create it first")
+            raise IntiExportError(
+                f"output folder's parent {shown(self.output.parent)} does not exist: create it first"
+            )
+
+    def check_report(self, report: Path, sources: tuple[str | os.PathLike, ...] = ()) -> None:
+        """Refuse a `--report` path that is one of the job's inputs or inside its output folder.
+
+        Inputs: the videos, the `.txt` lists among `sources`, the artifact and its manifest, the checkpoint.
+        """
+        from inti_export.fileio import check_output_path
+
+        where = report.expanduser().resolve()
+        if where in set(self.videos):
+            raise IntiExportError(f"--report {shown(report)} is a video to embed: write the report elsewhere")
+        if where.is_relative_to(self.output.resolve()):
+            raise IntiExportError(
+                f"--report {shown(report)} is inside the output folder {shown(self.output)}, which is read as"
+                " one Parquet table: write the report elsewhere"
+            )
+        model = self.model
+        inputs = [model.artifact, model.checkpoint, *(s for s in sources if Path(s).is_file())]
+        if model.artifact is not None:
+            inputs.append(model.artifact.with_name(model.artifact.name + ".json"))  # its manifest
+        check_output_path(report, "--report", inputs=inputs)
 
 
 @dataclass
@@ -61,19 +88,25 @@ class Prepared:
     errors: ErrorLog
 
 
-def prepare(job: EmbedJob) -> Prepared:
-    """Check the model and folder, record the settings, and find the videos already embedded."""
+@contextlib.contextmanager
+def prepared(job: EmbedJob) -> Iterator[Prepared]:
+    """Check the model, lock the folder (one run at a time), record the settings, find the videos done.
+
+    The lock is held until the block ends; a folder made with other settings or another model is refused.
+    """
     pre = job.model.preprocess()
     sha = job.model.sha256()
     job.output.mkdir(exist_ok=True)
-    recover_commits(job.output)
-    check_manifest(job.output, {"sampling": job.sampling.to_dict(), "preprocess": asdict(pre)})
-    done = done_videos(job.output, sha)
-    pending = [v for v in job.videos if str(v) not in done]
-    if done:
-        logger.info("%d of %d videos already embedded in %s; skipping them", len(job.videos) - len(pending),
-                    len(job.videos), job.output)
-    return Prepared(pre, sha, pending, len(job.videos) - len(pending), ErrorLog.load(job.output))
+    with output_lock(job.output):
+        migrate_side_files(job.output)
+        recover_commits(job.output)
+        done = done_videos(job.output, sha)  # first: refuses parts of another model before the manifest is touched
+        check_manifest(job.output, {"sampling": job.sampling.to_dict(), "preprocess": asdict(pre)}, sha)
+        pending = [v for v in job.videos if shown(v) not in done]
+        if done:
+            logger.info("%d of %d videos already embedded in %s; skipping them", len(job.videos) - len(pending),
+                        len(job.videos), shown(job.output))
+        yield Prepared(pre, sha, pending, len(job.videos) - len(pending), ErrorLog.load(job.output))
 
 
 @dataclass
@@ -114,7 +147,7 @@ def make_report(
     """The report of a run that started at `start` (perf_counter)."""
     seconds = time.perf_counter() - start
     return EmbedReport(
-        output=str(job.output), engine=engine, runner=job.model.kind, artifact_sha256=prep.sha256,
+        output=shown(job.output), engine=engine, runner=job.model.kind, artifact_sha256=prep.sha256,
         videos=len(job.videos), skipped=prep.skipped, embedded=counts["embedded"], failed=len(errors_now),
         clips=counts["clips"], parts=parts, seconds=seconds,
         clips_per_s=counts["clips"] / seconds if seconds > 0 else 0.0, errors=errors_now,

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from inti_export.calibration.clips import Preprocess
-from inti_export.corpus.job import EmbedJob, EmbedProgress, EmbedReport, make_report, prepare
+from inti_export.corpus.job import EmbedJob, EmbedProgress, EmbedReport, Prepared, make_report, prepared
+from inti_export.corpus.names import shown
 from inti_export.corpus.output import make_table, new_run_id, write_part
 from inti_export.corpus.sampling import Sampling
 from inti_export.errors import IntiExportError, VideoError, one_line
@@ -90,9 +91,9 @@ def decode_worker(tasks, results, pre: Preprocess, sampling: Sampling, chunk: in
                 sent += len(segments)
             message = ("done", vid, sent)
         except VideoError as e:
-            message = ("error", vid, one_line(e))
+            message = ("error", vid, shown(one_line(e)))
         except Exception as e:  # noqa: BLE001 - whatever a damaged file makes PyAV or PIL raise is that video's error
-            message = ("error", vid, f"{type(e).__name__}: {one_line(e)}")
+            message = ("error", vid, shown(f"{type(e).__name__}: {one_line(e)}"))
         if not _put(results, message):
             return
 
@@ -166,11 +167,20 @@ def embed_local(
     on_part: Callable[[Path], None] | None = None,
 ) -> EmbedReport:
     """Embed every video of `job` not yet embedded with its artifact; see the module docstring."""
-    prep = prepare(job)
+    with prepared(job) as prep:
+        return _run(job, prep, on_progress, on_part)
+
+
+def _run(
+    job: EmbedJob,
+    prep: Prepared,
+    on_progress: Callable[[EmbedProgress], None] | None,
+    on_part: Callable[[Path], None] | None,
+) -> EmbedReport:
     start = time.perf_counter()
     run_id = new_run_id()
     pending = prep.pending
-    videos = {vid: _Video(str(p)) for vid, p in enumerate(pending)}
+    videos = {vid: _Video(shown(p)) for vid, p in enumerate(pending)}  # as the Parquet column names them
     failed: set[int] = set()
     buffer: list[tuple[int, int, float, float, np.ndarray]] = []  # (video id, clip, start_s, end_s, (T,3,H,W))
     part_rows: list[tuple[str, int, float, float, np.ndarray]] = []
@@ -191,10 +201,10 @@ def embed_local(
             return
         v, c, s, e, emb = zip(*part_rows, strict=True)
         path = write_part(job.output, run_id, len(parts), make_table(list(v), c, s, e, np.stack(emb), prep.sha256))
-        parts.append(str(path))
+        parts.append(shown(path))
         part_rows.clear()
         prep.errors.save()
-        logger.info("wrote %s", path)
+        logger.info("wrote %s", shown(path))
         if on_part:
             on_part(path)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inti_export.calibration.clips import Preprocess
+from inti_export.corpus.names import is_utf8, shown
 from inti_export.errors import IntiExportError
 from inti_export.vocab import META_FRAMES, META_IMAGE_SIZE, META_MEAN, META_STD, RunnerKind
 
@@ -36,6 +37,8 @@ class ModelSource:
             raise IntiExportError("choose one of --artifact model.onnx|model.engine and --preset NAME")
         if self.checkpoint is not None and self.preset is None:
             raise IntiExportError("--checkpoint goes with --preset; an artifact already holds its weights")
+        if self.threads is not None and (int(self.threads) != self.threads or self.threads < 1):
+            raise IntiExportError(f"--threads={self.threads!r} must be a positive integer (omit it to use every core)")
         kind = self.kind
         if kind not in {k.value for k in RunnerKind}:
             raise IntiExportError(f"unknown runner {kind!r}; use one of {', '.join(k.value for k in RunnerKind)}")
@@ -46,8 +49,15 @@ class ModelSource:
                     " and pass --artifact, or use --runner torch"
                 )
             return
+        if self.artifact.is_dir():
+            raise IntiExportError(f"--artifact {shown(self.artifact)} is a directory: pass a model.onnx or model.engine")
         if not self.artifact.is_file():
-            raise IntiExportError(f"artifact {self.artifact} does not exist; pass a model.onnx or model.engine")
+            raise IntiExportError(f"artifact {shown(self.artifact)} does not exist; pass a model.onnx or model.engine")
+        if not is_utf8(self.artifact):  # ONNX Runtime and TensorRT take the path as UTF-8 text
+            raise IntiExportError(
+                f"--artifact {shown(self.artifact)} is not a UTF-8 name, which ONNX Runtime and TensorRT cannot"
+                " open: rename it"
+            )
         wanted = (RunnerKind.trt.value,) if self.is_engine else _ONNX_RUNNERS
         if kind not in wanted:
             raise IntiExportError(f"--runner {kind} cannot run {self.artifact.name}; use one of {', '.join(wanted)}")

@@ -15,20 +15,25 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
 from inti_export.calibration.clips import Preprocess
-from inti_export.corpus.job import EmbedJob, EmbedReport, make_report, prepare
+from inti_export.corpus.job import EmbedJob, EmbedReport, Prepared, make_report, prepared
 from inti_export.corpus.model import ModelSource
+from inti_export.corpus.names import is_utf8, shown
 from inti_export.corpus.output import commit_parts, make_table, new_run_id
 from inti_export.corpus.sampling import Sampling
 from inti_export.errors import IntiExportError, RuntimeUnavailableError, VideoError, one_line
 from inti_export.vocab import INPUT_NAME
 
 logger = logging.getLogger(__name__)
+
+_PROBE_S = 5.0  # how long an --address may take to accept a TCP connection
 
 
 def _rows(pre: Preprocess, videos=(), clips=(), starts=(), ends=(), errors=(), pixels=None) -> dict[str, np.ndarray]:
@@ -49,17 +54,17 @@ def decode_batch(batch: dict[str, np.ndarray], pre: Preprocess, sampling: Sampli
     torch.set_num_threads(1)
     from inti_export.corpus.decode import decode_clips
 
-    for path in batch["video"]:
-        path = str(path)
+    for name, raw in zip(batch["video"], batch["path"], strict=True):  # `shown` name, the path's bytes
+        name, path = str(name), os.fsdecode(raw)
         try:
             for segments, clips in decode_clips(path, pre, sampling, chunk):
                 k = len(segments)
-                yield _rows(pre, [path] * k, [s.clip for s in segments], [s.start_s for s in segments],
+                yield _rows(pre, [name] * k, [s.clip for s in segments], [s.start_s for s in segments],
                             [s.end_s for s in segments], [""] * k, clips)
         except VideoError as e:
-            yield _rows(pre, [path], [-1], [0.0], [0.0], [one_line(e)])
+            yield _rows(pre, [name], [-1], [0.0], [0.0], [shown(one_line(e))])
         except Exception as e:  # noqa: BLE001 - whatever a damaged file makes PyAV or PIL raise is that video's error
-            yield _rows(pre, [path], [-1], [0.0], [0.0], [f"{type(e).__name__}: {one_line(e)}"])
+            yield _rows(pre, [name], [-1], [0.0], [0.0], [shown(f"{type(e).__name__}: {one_line(e)}")])
 
 
 def _decode_task_args() -> dict:
@@ -86,6 +91,30 @@ class Embedder:
         return {k: v for k, v in batch.items() if k != "pixels"} | {"embedding": emb}
 
 
+def check_address(address: str) -> None:
+    """Refuse, within `_PROBE_S` seconds, an `--address` that is not HOST:PORT or where nothing listens.
+
+    `auto` and `local` are Ray's own words and pass; HOST:PORT and ray://HOST:PORT get one TCP connect.
+    """
+    if address in ("auto", "local"):
+        return
+    try:
+        where = urllib.parse.urlsplit("//" + address.removeprefix("ray://"))
+        host, port = where.hostname, where.port
+    except ValueError:  # a port that is not a number in 0-65535
+        host = port = None
+    if not host or not port or " " in host or where.path or where.query or where.fragment:
+        raise IntiExportError(
+            f"cannot reach Ray cluster at {address!r}, which is not HOST:PORT (or ray://HOST:PORT, auto):"
+            " check --address"
+        )
+    try:
+        with socket.create_connection((host, port), timeout=_PROBE_S):
+            pass
+    except OSError as e:  # refused, unreachable, timed out, unknown host
+        raise IntiExportError(f"cannot reach Ray cluster at {address} ({one_line(e)}): check --address") from e
+
+
 def _init_ray(address: str | None) -> bool:
     """Connect to `address`, or start a local instance; True when this call started or connected."""
     try:
@@ -94,10 +123,13 @@ def _init_ray(address: str | None) -> bool:
         raise RuntimeUnavailableError("--ray needs Ray Data: pip install 'inti-export[ray]'") from e
     if ray.is_initialized():
         return False
-    if address:
-        ray.init(address=address, include_dashboard=False)
-    else:
+    if not address:
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False)
+        return True
+    try:
+        ray.init(address=address, include_dashboard=False)
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as e:
+        raise IntiExportError(f"cannot reach Ray cluster at {address} ({one_line(e)}): check --address") from e
     return True
 
 
@@ -132,16 +164,38 @@ def _stage_to_parts(staging: Path, run_id: str, sha256: str) -> tuple[list[Path]
 
 
 def embed_ray(job: EmbedJob, address: str | None = None, actors: int = 1) -> EmbedReport:
-    """Embed `job` with Ray Data: `actors` CPU inference actors, or one per GPU for GPU runners."""
+    """Embed `job` with Ray Data: `actors` CPU inference actors, or one per GPU for GPU runners.
+
+    A cluster at `address` is reached before the output folder is created, so a bad address leaves nothing.
+    """
     if actors < 1:
         raise IntiExportError(f"--actors={actors} must be at least 1")
-    prep = prepare(job)
+    if not is_utf8(job.output):
+        raise IntiExportError(
+            f"-o {shown(job.output)} is not a UTF-8 name, which Ray's Parquet writer needs: rename it, or run"
+            " without --ray"
+        )
+    started = False
+    if address:
+        check_address(address)
+        started = _init_ray(address)
+    try:
+        with prepared(job) as prep:
+            return _run(job, prep, actors)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _run(job: EmbedJob, prep: Prepared, actors: int) -> EmbedReport:
     start = time.perf_counter()
     counts = {"embedded": 0, "clips": 0}
     parts: list[str] = []
     errors_now: dict[str, str] = {}
     if prep.pending:
-        started = _init_ray(address)
+        started = _init_ray(None)  # a local instance, unless embed_ray connected to a cluster already
         import ray
 
         run_id = new_run_id()
@@ -153,8 +207,8 @@ def embed_ray(job: EmbedJob, address: str | None = None, actors: int = 1) -> Emb
                 if gpus < 1:
                     raise RuntimeUnavailableError(f"--runner {job.model.kind} needs a GPU and the Ray cluster has none")
                 pool = {"concurrency": gpus, "num_gpus": 1}
-            ds = ray.data.from_items([{"video": str(p)} for p in prep.pending],
-                                     override_num_blocks=min(len(prep.pending), 1000))
+            items = [{"video": shown(p), "path": os.fsencode(p)} for p in prep.pending]  # a name, and its bytes
+            ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
             ds = ds.map_batches(decode_batch, batch_size=1, ray_remote_args_fn=_decode_task_args,
                                 fn_kwargs={"pre": prep.pre, "sampling": job.sampling, "chunk": job.batch})
             ds = ds.map_batches(Embedder, batch_size=job.batch,
@@ -170,7 +224,7 @@ def embed_ray(job: EmbedJob, address: str | None = None, actors: int = 1) -> Emb
                 ray.shutdown()
         for video, reason in errors_now.items():
             prep.errors.failed(video, reason)
-        for video in {str(p) for p in prep.pending} - set(errors_now):
+        for video in {shown(p) for p in prep.pending} - set(errors_now):
             prep.errors.succeeded(video)
         prep.errors.save()
         counts["embedded"] = len(prep.pending) - len(errors_now)

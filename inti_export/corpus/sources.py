@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from inti_export.calibration.clips import VIDEO_EXTENSIONS
+from inti_export.corpus.names import shown
 from inti_export.errors import VideoError
 
 LIST_SUFFIXES = (".txt", ".lst")  # a file with one of these suffixes holds one video path per line
@@ -22,13 +23,18 @@ def _folder(directory: Path) -> list[Path]:
 
 
 def _list_file(path: Path) -> list[Path]:
-    """Paths in a text file, one a line; blank lines and `#` comments skipped; relative to the file."""
+    """Paths in a text file, one a line; blank lines and `#` comments skipped; relative to the file.
+
+    Lines are file names as bytes (`os.fsdecode`), so a name that is not UTF-8 is listed as it is on disk.
+    """
     try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise VideoError(f"cannot read the list of videos {path}: {e}; pass a text file of paths") from e
+        lines = [os.fsdecode(line) for line in path.read_bytes().splitlines()]
+    except OSError as e:
+        raise VideoError(f"cannot read the list of videos {shown(path)}: {e}; pass a text file of paths") from e
     out = []
-    for line in lines:
+    for number, line in enumerate(lines, 1):
+        if "\0" in line:
+            raise VideoError(f"{shown(path)} line {number} holds a NUL byte: pass a text file of paths")
         line = line.strip()
         if line and not line.startswith("#"):
             p = Path(line).expanduser()
@@ -55,7 +61,7 @@ def expand_sources(sources: Iterable[str | os.PathLike]) -> list[Path]:
             found = [m for m in matches if _is_video(m)] + [v for m in matches if m.is_dir() for v in _folder(m)]
         if not found:
             raise VideoError(
-                f"source {source} matches no video ({', '.join(VIDEO_EXTENSIONS)}):"
+                f"source {shown(source)} matches no video ({', '.join(VIDEO_EXTENSIONS)}):"
                 " pass files, folders, globs or a .txt list"
             )
         for p in found:

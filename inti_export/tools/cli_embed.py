@@ -29,7 +29,7 @@ def _progress_bar(out):
 
 def embed(
     sources: Annotated[list[str], typer.Argument(help="Video files, folders (recursive), globs, .txt lists of paths.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder: Parquet parts, errors.jsonl.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder: Parquet parts, _errors.jsonl.")],
     artifact: Annotated[Path | None, typer.Option(help="model.onnx or model.engine to embed with.")] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="A preset on the PyTorch runner.")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Weights for --preset.")] = None,
@@ -52,16 +52,16 @@ def embed(
     out = console()
     with cli_errors():
         from inti_export.corpus import ModelSource, Sampling, default_decode_workers, embed_local, embed_ray, make_job
-        from inti_export.fileio import check_output_path, write_json
+        from inti_export.fileio import write_json
 
-        if report is not None:
-            check_output_path(report, "report")
         if clips_per_video is None and stride is None:
             clips_per_video = 1
         sampling = Sampling(clips_per_video=clips_per_video, stride=stride)
         model = ModelSource(artifact=artifact, preset=preset, checkpoint=checkpoint, runner=runner, threads=threads)
-        job = make_job(sources, model, output, sampling, batch=batch, part_rows=part_rows,
-                       decode_workers=decode_workers or default_decode_workers())
+        workers = default_decode_workers() if decode_workers is None else decode_workers  # 0 is refused, not "default"
+        job = make_job(sources, model, output, sampling, batch=batch, part_rows=part_rows, decode_workers=workers)
+        if report is not None:
+            job.check_report(report, tuple(sources))  # not an input, not inside OUT (docs/corpus.md)
         if ray or address:
             result = embed_ray(job, address=address, actors=actors)
         else:
@@ -70,20 +70,31 @@ def embed(
                 result = embed_local(job, on_progress=update)
         if report is not None:
             write_json(report, result.to_dict())
-    out.print(
-        f"{result.engine}/{result.runner}: {result.embedded} videos embedded ({result.clips} clips,"
-        f" {result.clips_per_s:.1f} clips/s), {result.skipped} already done, {result.failed} failed"
-        f" -> {result.output}"
-    )
-    for video, reason in list(result.errors.items())[:10]:
-        out.print(f"[yellow]failed[/yellow] {video}: {reason}", soft_wrap=True)
-    if result.failed > 10:
-        out.print(f"... and {result.failed - 10} more in {Path(result.output) / 'errors.jsonl'}")
+    from inti_export.corpus.output import ERRORS_FILE
+
+    _summary(out, result)
     if not result.embedded and not result.skipped:  # the output holds nothing for this corpus
-        typer.echo(f"error: no video could be embedded; see {Path(result.output) / 'errors.jsonl'}", err=True)
+        typer.echo(f"error: no video could be embedded; see {Path(result.output) / ERRORS_FILE}", err=True)
         raise typer.Exit(1)
     if strict and result.failed:
         raise typer.Exit(1)
+
+
+def _summary(out, result) -> None:
+    """Counts, and the first ten failed videos (names and reasons are `shown`: valid UTF-8)."""
+    from rich.markup import escape
+
+    from inti_export.corpus.output import ERRORS_FILE
+
+    out.print(
+        f"{result.engine}/{result.runner}: {result.embedded} videos embedded ({result.clips} clips,"
+        f" {result.clips_per_s:.1f} clips/s), {result.skipped} already done, {result.failed} failed"
+        f" -> {escape(result.output)}"
+    )
+    for video, reason in list(result.errors.items())[:10]:
+        out.print(f"[yellow]failed[/yellow] {escape(video)}: {escape(reason)}", soft_wrap=True)
+    if result.failed > 10:
+        out.print(f"... and {result.failed - 10} more in {escape(str(Path(result.output) / ERRORS_FILE))}")
 
 
 def register(app: typer.Typer) -> None:
