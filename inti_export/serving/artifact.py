@@ -105,6 +105,8 @@ class Artifact:
 def read_artifact(path: str | os.PathLike) -> Artifact:
     """An ONNX file (by content) or an engine with its manifest; a one-line RepositoryError otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise RepositoryError(f"artifact {path} is a directory: pass a model.onnx or a model.engine")
     if not path.is_file():
         raise RepositoryError(f"artifact {path} does not exist: pass a model.onnx or a model.engine")
     with open(path, "rb") as f:

@@ -139,6 +139,11 @@ def infer_videos(
     """(model name, one result per video). A server error on one video is recorded, not raised."""
     if top_k < 0:
         raise ClientError(f"top-k {top_k} must be 0 (no labels) or more")
+    for video in map(Path, videos):
+        if video.is_dir():
+            raise ClientError(f"video {video} is a directory: pass video files")
+        if not video.is_file():
+            raise ClientError(f"video {video} does not exist")
     client = TritonClient(url)
     model = model or client.default_model()
     config = client.config(model)
@@ -147,8 +152,6 @@ def infer_videos(
         raise ClientError(f"--top-k needs a labelled output, and model {model!r} has none (it outputs an embedding)")
     results = []
     for video in map(Path, videos):
-        if not video.is_file():
-            raise ClientError(f"video {video} does not exist")
         result = VideoResult(video=str(video))
         try:
             out = client.infer(model, _feed_for(config, video), top_k=top_k, labelled=labelled)

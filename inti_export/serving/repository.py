@@ -11,10 +11,8 @@ Layout (Triton's conventions, docs/serving.md):
 
 from __future__ import annotations
 
-import enum
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -25,64 +23,20 @@ import numpy as np
 from inti_export import vocab
 from inti_export.serving.artifact import ENGINE, ONNX, Artifact, RepositoryError, read_artifact
 from inti_export.serving.config import CONFIG_NAME, model_config_pb2, write_config
+from inti_export.serving.options import (  # noqa: F401  (re-exported: the names callers know)
+    _NAME_RE,
+    INT32_MAX,
+    Backend,
+    InstanceKind,
+    RepoConfig,
+    read_labels,
+)
 
 VIDEO_BYTES = "video_bytes"  # the video model's and the ensemble's input: one encoded video per batch row
 LABELS_FILE = "labels.txt"
 SYS_PATH_ENV = "INTI_EXPORT_SYS_PATH"  # the launcher's sys.path, for the stub (see _write_shim)
 WARMUP_DIR = "warmup"
 VERSION = "1"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class Backend(str, enum.Enum):
-    """Which Triton backend serves the model."""
-
-    python = "python"
-    onnxruntime = "onnxruntime"
-    tensorrt = "tensorrt"
-
-
-class InstanceKind(str, enum.Enum):
-    cpu = "cpu"
-    gpu = "gpu"
-
-
-@dataclass
-class RepoConfig:
-    """How `write_triton_repo` lays out the repository."""
-
-    name: str | None = None  # default: the artifact's preset name
-    backend: Backend = Backend.python
-    max_batch: int | None = None  # default: the engine profile's max, 8 for an ONNX
-    instances: int = 1
-    kind: InstanceKind = InstanceKind.cpu
-    video: bool = False
-    labels: Path | None = None
-    dynamic_batching: bool = True
-    queue_delay_us: int = 2000
-    warmup: bool = True
-    preferred_batch_sizes: tuple[int, ...] = ()  # dynamic batcher's preferred sizes; () -> max/2 and max
-
-    def __post_init__(self) -> None:
-        self.backend = _enum(Backend, self.backend, "backend")
-        self.kind = _enum(InstanceKind, self.kind, "instance kind")
-        if self.name is not None and not _NAME_RE.match(self.name):
-            raise RepositoryError(f"model name {self.name!r} must be letters, digits, '_', '-', '.': pick another")
-        if self.max_batch is not None and self.max_batch < 1:
-            raise RepositoryError(f"max batch {self.max_batch} must be at least 1")
-        if self.instances < 1:
-            raise RepositoryError(f"instances {self.instances} must be at least 1")
-        if self.queue_delay_us < 0:
-            raise RepositoryError(f"queue delay {self.queue_delay_us} us must not be negative")
-        if self.labels is not None and not Path(self.labels).is_file():
-            raise RepositoryError(f"labels file {self.labels} does not exist: pass a text file, one label per line")
-
-
-def _enum(kind, value, what):
-    try:
-        return kind(value)
-    except ValueError as e:
-        raise RepositoryError(f"unknown {what} {value!r}: choose {', '.join(vocab.values(kind))}") from e
 
 
 @dataclass
@@ -106,6 +60,7 @@ def write_triton_repo(
 ) -> RepoReport:
     """Write the model (and with `video`, its pre-processing model and ensemble) into `repo`."""
     config = config or RepoConfig()
+    repo = _check_repo_folder(Path(repo))
     artifact = read_artifact(artifact_path)
     name = config.name or str(artifact.metadata.get(vocab.META_PRESET) or artifact.path.stem)
     if not _NAME_RE.match(name):
@@ -113,11 +68,6 @@ def write_triton_repo(
     max_batch = _check_batch(artifact, config.max_batch)
     _check_backend(artifact, config)
     labels = _labels(artifact, config)
-    repo = Path(repo)
-    if repo.exists() and not repo.is_dir():
-        raise RepositoryError(f"repository {repo} is a file: give a folder")
-    if not repo.parent.is_dir():
-        raise RepositoryError(f"folder {repo.parent} does not exist: create it first")
     pb = model_config_pb2()
     warmup = _warmup_clip(artifact) if config.warmup else None
 
@@ -155,6 +105,17 @@ def write_triton_repo(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+def _check_repo_folder(repo: Path) -> Path:
+    """The repository folder, refused before any work when it is a file, has no parent, or cannot be written."""
+    from inti_export.fileio import check_output_dir
+
+    if repo.exists() and not repo.is_dir():
+        raise RepositoryError(f"repository {repo} is a file: give a folder")
+    if not repo.parent.is_dir():
+        raise RepositoryError(f"folder {repo.parent} does not exist: create it first")
+    return check_output_dir(repo, "repository", error=RepositoryError)
 
 
 def _check_batch(artifact: Artifact, requested: int | None) -> int:
@@ -207,7 +168,7 @@ def _labels(artifact: Artifact, config: RepoConfig) -> list[str] | None:
     """Class labels for the classification output: the --labels file, else class_<i> for a class head."""
     classes = artifact.num_classes
     if config.labels is not None:
-        lines = [line.strip() for line in Path(config.labels).read_text().splitlines() if line.strip()]
+        lines = read_labels(config.labels)
         if not classes:
             raise RepositoryError(f"--labels given but {artifact.path} has no class head (it outputs an embedding)")
         if len(lines) != classes:

@@ -69,25 +69,33 @@ def serve(
     grpc_port: Annotated[int, typer.Option("--grpc-port", help="gRPC port on 127.0.0.1.")] = 8001,
     metrics_port: Annotated[int, typer.Option("--metrics-port", help="Prometheus metrics port on 127.0.0.1.")] = 8002,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every model to be ready.")] = 300.0,
-    log: Annotated[Path | None, typer.Option("--log", help="Keep the server's log here.")] = None,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Keep the server's log here (default: a temporary file kept on failure).")
+    ] = None,
+    restarts: Annotated[
+        int,
+        typer.Option("--restarts", min=0, help="Times a server that dies is started again on the same ports (0: exit 1)."),
+    ] = 3,
 ) -> None:
-    """Run Triton Inference Server on a repository in the foreground; Ctrl-C stops it and every stub."""
+    """Run Triton Inference Server on a repository in the foreground; Ctrl-C stops it and every stub (exit 130).
+
+    A server that dies is started again, at most --restarts times, then exit 1 (docs/serving.md, "Supervision").
+    """
     from inti_export.errors import Interrupted
     from inti_export.serving.server import TritonServer
 
-    server = TritonServer(repository, http_port, grpc_port, metrics_port, ready_timeout=timeout, log_path=log)
     with cli_errors():
+        server = TritonServer(repository, http_port, grpc_port, metrics_port, ready_timeout=timeout, log_path=log)
         try:
             endpoints = server.start()
             typer.echo(f"serving {', '.join(server.models)} from {server.repository}")
             typer.echo(f"  HTTP    {endpoints.http}\n  gRPC    {endpoints.grpc}\n  metrics {endpoints.metrics}")
             typer.echo("Ctrl-C to stop", err=True)
-            code = server.wait()
-            raise typer.Exit(0 if code == 0 else 1)
-        except Interrupted:
+            raise typer.Exit(server.supervise(restarts, report=lambda line: typer.echo(line, err=True)))
+        except Interrupted as e:
             server.stop()
             typer.echo("stopped", err=True)
-            raise typer.Exit(0) from None
+            raise typer.Exit(e.exit_code) from None
         finally:
             server.stop()
 

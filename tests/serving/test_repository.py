@@ -92,7 +92,7 @@ def test_refusals_are_one_line(tmp_path, tiny_onnx):
     for options, words in [
         ({"backend": "tensorrt"}, "needs an engine"),
         ({"labels": tmp_path / "none.txt"}, "does not exist"),
-        ({"max_batch": 0}, "must be at least 1"),
+        ({"max_batch": 0}, "must be 1 to 2147483647"),
     ]:
         with pytest.raises(RepositoryError, match=words) as e:
             write_triton_repo(onnx_path, tmp_path / "r", RepoConfig(**options))

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,21 +177,24 @@ def test_model_that_fails_to_load_names_it_and_triton_reason(tmp_path, tiny_onnx
     assert "\n" not in message and message.startswith("model 'tiny-ort' failed to load:"), message
     assert "onnxruntime" in message
     assert server_processes(str(repo)) == []
+    log = Path(message.rpartition("; log: ")[2])  # a failed start keeps its log (issue 24 row 12)
+    assert log.is_file()
+    log.unlink()
 
 
 def test_stub_without_shared_libpython_names_interpreter(monkeypatch, tiny_repo):
     import sysconfig
 
-    from inti_export.serving import server
+    from inti_export.serving import stub
 
     real = sysconfig.get_config_var
-    monkeypatch.setattr(server.sysconfig, "get_config_var", lambda k: 0 if k == "Py_ENABLE_SHARED" else real(k))
+    monkeypatch.setattr(stub.sysconfig, "get_config_var", lambda k: 0 if k == "Py_ENABLE_SHARED" else real(k))
     with pytest.raises(ServerError, match=rf"{re.escape(sys.executable)}.*--enable-shared.*/usr/bin/python3.11"):
         TritonServer(tiny_repo).start()
 
 
 def test_serve_and_infer_commands(tmp_path, tiny_repo, shipped_videos):
-    """`inti-export serve` in the foreground, `inti-export infer` against it, SIGINT: exit 0, nothing left."""
+    """`inti-export serve` in the foreground, `inti-export infer` against it, SIGINT: exit 130, nothing left."""
     import shutil
 
     from inti_export.serving.server import free_port
@@ -247,7 +251,7 @@ def test_serve_and_infer_commands(tmp_path, tiny_repo, shipped_videos):
         )
         assert failed.returncode == 1 and "cannot open video" in failed.stdout, failed.stdout + failed.stderr
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, proc.stderr.read()  # the README's promise: SIGINT exits 130
     finally:
         if proc.poll() is None:
             proc.kill()
