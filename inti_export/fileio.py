@@ -38,39 +38,83 @@ def check_output_path(
     inputs: Iterable[str | os.PathLike | None] = (),
     create_parent: bool = False,
     error: type[IntiExportError] = IntiExportError,
+    folders: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
     """`path` as a Path, or a one-line IntiExportError before any work starts.
 
     Refused: an existing directory, a missing parent folder (unless `create_parent`), a parent that
-    is not a folder, a name longer than the file system allows, and any path that is one of `inputs`.
+    is not a folder or not writable, a name longer than the file system allows, any path that is one
+    of `inputs` or an input's manifest (`<input>.json`, docs/reports.md), and any path inside one of
+    `folders` (input folders such as `--videos`, whose files a write would replace or join).
     """
     p = Path(path)
-    if len(p.name.encode()) > _NAME_MAX:
-        size = len(p.name.encode())
-        raise error(f"{what} name {p.name[:40]}... is {size} bytes, over {_NAME_MAX}: shorten it")
+    _check_name_lengths(p, what, error)
     if p.is_dir():
         raise error(f"{what} {p} is a directory: give a file path")
     for other in inputs:
-        if other is not None and _same_file(p, Path(other)):
+        if other is None:
+            continue
+        if _same_file(p, Path(other)):
             raise error(f"{what} {p} is also an input ({other}): write to another path")
+        manifest = Path(other).with_name(Path(other).name + ".json")
+        if Path(other).name and _same_file(p, manifest):
+            raise error(f"{what} {p} is the manifest of the input {other}: write to another path")
+    for folder in folders:
+        if folder is not None and Path(folder).is_dir() and _inside(p, Path(folder)):
+            raise error(f"{what} {p} is inside the input folder {folder}: write it elsewhere")
     parent = p.parent
     if not parent.exists():
         if not create_parent:
             raise error(f"{what} folder {parent} does not exist: create it first")
     elif not parent.is_dir():
         raise error(f"{what} folder {parent} is not a directory")
-    elif not os.access(parent, os.W_OK):
+    elif not os.access(parent, os.W_OK | os.X_OK):
         raise error(f"{what} folder {parent} is not writable")
     return p
+
+
+def check_output_dir(
+    path: str | os.PathLike, what: str = "output", error: type[IntiExportError] = IntiExportError
+) -> Path:
+    """`path` as a Path if it is a folder that can be written, or one that can be created (with its
+    parents); else a one-line IntiExportError before any work starts (a file, an unwritable folder)."""
+    p = Path(path)
+    _check_name_lengths(p, what, error)
+    if p.exists() and not p.is_dir():
+        raise error(f"{what} {p} is a file: give a folder (it is created if missing)")
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise error(f"{what} {p} cannot be created: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == p else f" (its folder {existing})"
+        raise error(f"{what} {p} is not writable{where}: choose another folder")
+    return p
+
+
+def _check_name_lengths(p: Path, what: str, error: type[IntiExportError]) -> None:
+    """Each component of `p` fits the file system's name limit (a longer one fails every later call)."""
+    for part in p.parts:
+        size = len(os.fsencode(part))
+        if size > _NAME_MAX:
+            raise error(f"{what} name {part[:40]}... is {size} bytes, over {_NAME_MAX}: shorten it")
+
+
+def _inside(p: Path, folder: Path) -> bool:
+    try:
+        return p.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def _same_file(a: Path, b: Path) -> bool:
     try:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 @contextlib.contextmanager

@@ -59,3 +59,28 @@ def test_output_that_is_an_input_is_refused(tmp_path):
         check_output_path(tmp_path)
     with pytest.raises(IntiExportError, match="does not exist"):
         check_output_path(tmp_path / "no" / "m.onnx")
+
+
+def test_output_over_an_input_manifest_or_inside_an_input_folder_is_refused(tmp_path):
+    src, videos = tmp_path / "m.onnx", tmp_path / "videos"
+    src.write_bytes(b"x")
+    videos.mkdir()
+    with pytest.raises(IntiExportError, match="is the manifest of the input"):
+        check_output_path(tmp_path / "m.onnx.json", "--report", inputs=[src])
+    with pytest.raises(IntiExportError, match="is inside the input folder"):
+        check_output_path(videos / "sub" / ".." / "a.mp4", "--report", folders=[videos])
+    assert check_output_path(tmp_path / "r.json", "--report", inputs=[src], folders=[videos, None]).name == "r.json"
+
+
+def test_output_folder_check(tmp_path):
+    from inti_export.fileio import check_output_dir
+
+    (tmp_path / "f").write_text("x")
+    assert check_output_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"  # created later
+    with pytest.raises(IntiExportError, match="is a file: give a folder"):
+        check_output_dir(tmp_path / "f")
+    with pytest.raises(IntiExportError, match="cannot be created: .*f is not a directory"):
+        check_output_dir(tmp_path / "f" / "sub")
+    with pytest.raises(IntiExportError, match="over 255: shorten it"):
+        check_output_dir(tmp_path / ("d" * 256) / "sub")
+    assert not (tmp_path / "new").exists()
