@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from inti_export.errors import VideoError
-from inti_export.fileio import atomic_output, check_output_path
+from inti_export.errors import VideoError, one_line
+from inti_export.fileio import atomic_output, check_output_dir, check_output_path
 
 # The camera pans over a wrapping scene: still, horizontally, vertically or diagonally (either way).
 CLASSES = ("still", "horizontal", "vertical", "diagonal")
 PANS = np.array([(0, 0), (0, 1), (1, 0), (1, 1)], dtype=np.float64)  # (dy, dx) unit step per class
 SPLIT_SEEDS = {"train": 1000, "val": 2000, "test": 3000}  # per-split seeds; video i uses (seed, i)
 LABELS_FILE = "labels.csv"
+MAX_VIDEOS = 100_000  # per split: about 0.5 GB at the default spec; more is a typo, not a task
+VIDEO_BYTES = 16 * 1024  # an upper bound of one default-spec mp4 (about 5 KB), for the free-space check
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,17 @@ def make_split(
     """
     if split not in SPLIT_SEEDS:
         raise VideoError(f"unknown split {split!r}; use one of {sorted(SPLIT_SEEDS)}")
-    if count < 1:
-        raise VideoError(f"count={count}: a split needs at least one video")
+    if not 1 <= count <= MAX_VIDEOS:
+        raise VideoError(f"count={count}: a split has 1 to {MAX_VIDEOS} videos")
     directory = Path(directory)
     if not directory.is_dir():
         raise VideoError(f"{directory} is not an existing directory; create it first")
+    check_output_dir(directory, "task folder", error=VideoError)  # writable, before any video
+    labels = check_output_path(directory / LABELS_FILE, "labels")
+    free = shutil.disk_usage(directory).free
+    if count * VIDEO_BYTES > free:
+        raise VideoError(f"count={count} needs up to {count * VIDEO_BYTES / 2**20:.0f} MiB; {directory} has"
+                         f" {free / 2**20:.0f} MiB free: lower --count or free space")
     rows = []
     for i in range(count):
         label = i % len(CLASSES)
@@ -104,8 +113,6 @@ def make_split(
         name = f"{split}_{i:05d}.mp4"
         write_mp4(directory / name, render(label, rng, spec), spec.fps)
         rows.append((name, label))
-    labels = directory / LABELS_FILE
-    check_output_path(labels, "labels")
     with atomic_output(labels) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video", "label"])
@@ -114,26 +121,39 @@ def make_split(
 
 
 def read_labels(path: str | os.PathLike) -> dict[str, int]:
-    """`video,label` CSV (header row; label an integer class index or a name in CLASSES) -> {video: index}."""
+    """`video,label` CSV (UTF-8, a byte-order mark allowed; header row; label an integer class index or a
+    name in CLASSES; each video once) -> {video: index}. The one labels reader of every command (docs/task.md)."""
     path = Path(path)
+    if path.is_dir():
+        raise VideoError(f"labels file {path} is a directory; pass a CSV with header `video,label`")
     if not path.is_file():
         raise VideoError(f"labels file {path} does not exist; pass a CSV with header `video,label`")
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise VideoError(f"cannot read labels file {path}: {e}; pass a CSV with header `video,label`") from e
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows = [(reader.line_num, {str(k).strip(): v for k, v in row.items()}) for row in reader]
+            header = reader.fieldnames or []
+    except UnicodeDecodeError as e:
+        raise VideoError(f"cannot read labels file {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset"
+                         f" {e.start}); save it as UTF-8") from e
+    except (OSError, csv.Error) as e:
+        raise VideoError(f"cannot read labels file {path}: {one_line(e)}; pass a CSV with header `video,label`") from e
+    if rows and not {"video", "label"} <= {str(h).strip() for h in header}:
+        raise VideoError(f"{path} line 1: needs columns `video` and `label` (header `video,label`), got {header}")
     out: dict[str, int] = {}
-    for n, row in enumerate(rows, start=2):
+    where: dict[str, int] = {}
+    for n, row in rows:
         video, label = (row.get("video") or "").strip(), (row.get("label") or "").strip()
         if not video or not label:
             raise VideoError(f"{path} line {n}: needs columns `video` and `label` (header `video,label`), got {row}")
-        if label.lstrip("-").isdigit():
-            out[video] = int(label)
-        elif label in CLASSES:
-            out[video] = CLASSES.index(label)
-        else:
-            raise VideoError(f"{path} line {n}: label {label!r} is neither an integer nor one of {CLASSES}")
+        if video in out:
+            raise VideoError(f"{path} line {n}: {video} already labelled {out[video]} on line {where[video]}: keep"
+                             " one row per video")
+        try:
+            out[video] = int(label) if label not in CLASSES else CLASSES.index(label)
+        except ValueError:
+            raise VideoError(f"{path} line {n}: label {label!r} is neither an integer nor one of {CLASSES}") from None
+        where[video] = n
     if not out:
         raise VideoError(f"labels file {path} has no rows; add `video,label` lines")
     return out
