@@ -526,7 +526,8 @@ def calibrate(
     source = data if data is not None else videos
     check_output_path(out, "output", inputs=[src, source])
     if report is not None:
-        check_output_path(report, "report", inputs=[src, source, out, labels])
+        check_output_path(report, "report", inputs=[src, source, out, labels],  # nor inside a folder of videos read
+                          folders=[source, Path(labels).parent if labels is not None else None])
     if labels is not None:
         if report is None:
             raise CalibrationError(f"--labels {labels} is for the precision report: pass --report too")

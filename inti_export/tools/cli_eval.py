@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -50,10 +51,11 @@ def eval_command(
     onnx: Annotated[Path | None, typer.Option("--onnx", help="Also evaluate this ONNX on ONNX Runtime CPU.")] = None,
     engine: Annotated[Path | None, typer.Option("--engine", help="Also evaluate this TensorRT engine (needs a GPU).")] = None,
     expect_top1: Annotated[
-        float | None, typer.Option("--expect-top1", help="Fail if PyTorch top-1 (percent) is below this by more than --max-drop.")
+        float | None, typer.Option("--expect-top1", help="Fail if PyTorch top-1 (percent) is below this by more than "
+                                   "--max-drop.", min=0, max=100)
     ] = None,
     max_drop: Annotated[
-        float, typer.Option("--max-drop", help="Top-1 points an artifact may lose against PyTorch.", min=0)
+        float, typer.Option("--max-drop", help="Top-1 points an artifact may lose against PyTorch.", min=0, max=100)
     ] = 1.0,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
     allow_skip: Annotated[
@@ -67,17 +69,21 @@ def eval_command(
         from inti_export.fileio import check_output_path, write_json
         from inti_export.models.config import get_config
         from inti_export.tools.evaluate import evaluate
-        from inti_export.tools.inputs import check_inputs_exist, model_for, onnx_metadata
+        from inti_export.tools.inputs import check_input_files, check_inputs_exist, model_for, onnx_metadata
 
         labels = labels if labels is not None else videos / "labels.csv"
+        for name, value in (("--expect-top1", expect_top1), ("--max-drop", max_drop)):
+            if value is not None and not math.isfinite(value):  # nan passes typer's min/max
+                raise IntiExportError(f"{name} {value}: give a number of percent points, 0 to 100")
         if preset is not None:
             get_config(preset)
         elif onnx is None:
             raise IntiExportError("no --preset and no --onnx to read it from: pass --preset NAME")
-        check_inputs_exist(checkpoint=checkpoint, videos=videos, labels=labels, engine=engine)
+        check_inputs_exist(videos=videos)
+        check_input_files(checkpoint=checkpoint, labels=labels, engine=engine)
         meta = onnx_metadata(onnx, what="--onnx") if onnx is not None else None
-        if report is not None:
-            check_output_path(report, "--report", inputs=[onnx, engine, checkpoint, labels])
+        if report is not None:  # never over an input, its manifest, or a file among the labelled videos
+            check_output_path(report, "--report", inputs=[onnx, engine, checkpoint, labels], folders=[videos])
         model = model_for(preset, onnx, checkpoint, meta=meta)
         clips, y, _ = labelled_clips(model.cfg, videos, labels)
         result = evaluate(model, clips, y, videos=videos, labels_path=labels, onnx_path=onnx, engine_path=engine)
@@ -97,7 +103,7 @@ def eval_command(
 def task_command(
     out_dir: Annotated[Path, typer.Argument(help="Existing empty-or-not directory to write videos and labels.csv into.")],
     split: Annotated[str, typer.Option("--split", help="train, val or test (each has its own seed).")] = "test",
-    count: Annotated[int, typer.Option("--count", help="Number of videos.", min=1)] = 160,
+    count: Annotated[int, typer.Option("--count", help="Number of videos (at most 100000).", min=1)] = 160,
 ) -> None:
     """Write a split of the motion-direction task (docs/task.md): real mp4 videos and labels.csv."""
     with cli_errors():

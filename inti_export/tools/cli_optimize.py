@@ -90,8 +90,10 @@ def optimize(
                      " each; --videos then only calibrates) and the gate includes accuracy against the labels."),
     ] = None,
     max_top1_drop: Annotated[
-        float, typer.Option(help="With --labels: top-1 points a candidate may lose against PyTorch FP32.", min=0)
-    ] = 1.0,
+        float | None,
+        typer.Option(help="With --labels: top-1 points a candidate may lose against PyTorch FP32 (default 1).",
+                     min=0, max=100),
+    ] = None,
 ) -> None:
     """Search runners x precisions x batch sizes; keep the fastest candidate that passes the accuracy gate."""
     out = console()
@@ -104,6 +106,9 @@ def optimize(
 
         if labels is not None and clips is not None:
             raise IntiExportError("--labels holds out every labelled video (one clip each): drop --clips")
+        if max_top1_drop is not None and labels is None:
+            raise IntiExportError(f"--max-top1-drop {max_top1_drop:g} is only with --labels (a gate on accuracy"
+                                  " against labels): pass --labels CSV or drop it")
 
         opts = OptimizeOptions(
             preset=preset, onnx=onnx, checkpoint=checkpoint, videos=videos,
@@ -111,7 +116,7 @@ def optimize(
             batches=_ints(batch, "--batch") if batch is not None else None, objective=objective.value,
             max_latency_ms=max_latency_ms, min_cosine=min_cosine, min_top1=min_top1, triton_repo=triton_repo,
             iters=iters, warmup=warmup, threads=threads, clips=clips or 4, calib_clips=calib_clips,
-            run_emulated=run_emulated, labels=labels, max_top1_drop=max_top1_drop,
+            run_emulated=run_emulated, labels=labels, max_top1_drop=1.0 if max_top1_drop is None else max_top1_drop,
         )
         check_options(output, opts)
         total = len(opts.runners) * len(opts.precisions)
@@ -135,6 +140,9 @@ def optimize(
                            err=True)
                 raise typer.Exit(e.exit_code if isinstance(e, Interrupted) else 130) from None
     print_report(report, out)
+    if report.choice.candidate is None:  # the report is written; the search found nothing to ship
+        typer.echo(f"optimize: no choice: {report.choice.reason}; report: {report.outputs['report']}", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -65,8 +65,10 @@ def parity(
                      "(default: the CSV's folder), one each, and each runner's accuracy against the labels is gated."),
     ] = None,
     max_top1_drop: Annotated[
-        float, typer.Option("--max-top1-drop", help="With --labels: top-1 points a runner may lose against PyTorch.", min=0)
-    ] = 1.0,
+        float | None,
+        typer.Option("--max-top1-drop", help="With --labels: top-1 points a runner may lose against PyTorch "
+                     "(default 1).", min=0, max=100),
+    ] = None,
     tolerance: Annotated[Precision, typer.Option(help="Tolerance preset (the artifact's precision).")] = Precision.fp32,
     ort_cuda: Annotated[bool, typer.Option("--ort-cuda", help="Also run ONNX Runtime's CUDA provider.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
@@ -80,10 +82,18 @@ def parity(
     """Compare PyTorch, ONNX Runtime and TensorRT on the same clips; exit 1 if any is out of tolerance."""
     out = console()
     with cli_errors():
-        from inti_export.calibration.clips import labelled_clips, labelled_videos
+        from inti_export.calibration.clips import labelled_clips, labelled_videos, shipped_videos_dir
         from inti_export.fileio import check_output_path, write_json
         from inti_export.models.config import get_config
-        from inti_export.tools.inputs import artifact_metadata, check_inputs_exist, clips_for, config_for, model_for
+        from inti_export.tools.inputs import (
+            artifact_metadata,
+            check_input_files,
+            check_inputs_exist,
+            check_weights,
+            clips_for,
+            config_for,
+            model_for,
+        )
         from inti_export.tools.parity import run_parity
 
         if onnx is None and engine is None:
@@ -92,15 +102,23 @@ def parity(
             get_config(preset)
         if labels is not None and (random is not None or clips is not None):
             raise IntiExportError("--labels takes one clip from each labelled video: drop --random/--clips")
-        check_inputs_exist(checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos, engine=engine,
-                           labels=labels)
+        if max_top1_drop is not None and labels is None:
+            raise IntiExportError(f"--max-top1-drop {max_top1_drop:g} is only with --labels (a gate on accuracy"
+                                  " against labels): pass --labels CSV or drop it")
+        check_input_files(checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, engine=engine, labels=labels)
+        check_inputs_exist(videos=videos)
         meta = artifact_metadata(onnx, engine, allow_foreign=allow_foreign)
-        if report is not None:
-            check_output_path(report, "--report", inputs=[onnx, engine, checkpoint, clip_checkpoint, labels])
         if labels is not None:
             videos = videos if videos is not None else labels.parent
+        if report is not None:  # never over an input, its manifest, or a file among the videos read
+            read = [] if random is not None else [videos if videos is not None else shipped_videos_dir()]
+            check_output_path(report, "--report", inputs=[onnx, engine, checkpoint, clip_checkpoint, labels],
+                              folders=read)
+        if labels is not None:
             labelled_videos(config_for(preset, meta), videos, labels)  # one line before any model is built
         model = model_for(preset, onnx, checkpoint, clip_checkpoint, meta=meta)
+        if onnx is not None:
+            check_weights(onnx, lambda: model, checkpoint)
         y = None
         if labels is not None:
             video, y, names = labelled_clips(model.cfg, videos, labels)
@@ -109,7 +127,7 @@ def parity(
         result = run_parity(
             model, video, names, onnx_path=onnx, engine_path=engine, tolerance=tolerance.value,
             ort_devices=("cpu", "cuda") if ort_cuda else ("cpu",), allow_skip=allow_skip,
-            labels=y, labels_path=labels, max_top1_drop=max_top1_drop,
+            labels=y, labels_path=labels, max_top1_drop=1.0 if max_top1_drop is None else max_top1_drop,
         )
         if report is not None:
             write_json(report, result.to_dict())

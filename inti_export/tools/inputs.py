@@ -7,6 +7,7 @@ library functions take, and refuses bad input with one line before any heavy wor
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ def onnx_metadata(onnx_path: str | Path, *, allow_foreign: bool = False, what: s
     (the same rule as `trt` and `calibrate`).
     """
     path = Path(onnx_path)
+    if path.is_dir():
+        raise IntiExportError(f"{what} {path} is a directory: give the ONNX file")
     if not path.is_file():
         raise IntiExportError(f"{what} file not found: {path}")
     try:
@@ -56,6 +59,40 @@ def check_inputs_exist(**paths: Path | None) -> None:
     for name, path in paths.items():
         if path is not None and not Path(path).exists():
             raise IntiExportError(f"--{name.replace('_', '-')} {path} does not exist")
+
+
+def check_input_files(**paths: Path | None) -> None:
+    """`check_inputs_exist` for options that take a file: a folder given instead is named as one."""
+    check_inputs_exist(**paths)
+    for name, path in paths.items():
+        if path is not None and Path(path).is_dir():
+            raise IntiExportError(f"--{name.replace('_', '-')} {path} is a directory: give a file")
+
+
+def check_weights(onnx_path: Path, make_model: Callable[[], Any], checkpoint: Path | None, what: str = "--onnx") -> None:
+    """One line if the ONNX's manifest (`<onnx>.json`, written by `inti-export onnx`) records other weights
+    than the model `make_model()` returns: comparing them would only report a divergence. Without a manifest
+    that matches the file (its onnx_sha256), nothing is known, nothing is refused and no model is made."""
+    import json
+
+    from inti_export.exporter.onnx_export import sha256_state_dict
+    from inti_export.fileio import sha256_file
+
+    manifest = Path(onnx_path).with_name(Path(onnx_path).name + ".json")
+    try:
+        data = json.loads(manifest.read_text())
+        recorded, onnx_sha = data["weights_sha256"], data["onnx_sha256"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return
+    if not isinstance(recorded, str) or onnx_sha != sha256_file(onnx_path) or recorded == sha256_state_dict(make_model()):
+        return
+    given = f"--checkpoint {checkpoint} is not the one it was exported with" if checkpoint is not None else (
+        "no --checkpoint was given")
+    raise IntiExportError(
+        f"{what} {onnx_path} was exported from other weights (its manifest {manifest.name} records weights"
+        f" sha256 {recorded[:12]}...; {given}): pass --checkpoint (and --clip-checkpoint) with the weights it was"
+        " exported from"
+    )
 
 
 def model_for(

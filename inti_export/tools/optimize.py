@@ -215,11 +215,11 @@ def load_report(path: str | os.PathLike) -> OptimizeReport:
 # -- options ----------------------------------------------------------------------------------------
 def check_options(out: Path, opts: OptimizeOptions) -> None:
     """Every option checked before the first (slow) step; one line naming the bad value."""
+    from inti_export.fileio import check_output_dir
     from inti_export.models.config import get_config
-    from inti_export.tools.inputs import check_inputs_exist, onnx_metadata
+    from inti_export.tools.inputs import check_input_files, check_inputs_exist, onnx_metadata
 
-    if out.exists() and not out.is_dir():
-        raise IntiExportError(f"output {out} is a file: give a folder (it is created if missing)")
+    check_output_dir(out, "output")  # a file, or a folder that cannot be written: refused before the search
     if (opts.preset is None) == (opts.onnx is None):
         raise IntiExportError("give --preset NAME or --onnx MODEL (one of them)")
     if opts.preset is not None:
@@ -248,7 +248,8 @@ def check_options(out: Path, opts: OptimizeOptions) -> None:
             raise IntiExportError(f"{name} {v} must be between 0 and 1")
     if not opts.max_top1_drop >= 0:
         raise IntiExportError(f"--max-top1-drop {opts.max_top1_drop} must be >= 0 (points of top-1)")
-    check_inputs_exist(checkpoint=opts.checkpoint, videos=opts.videos, labels=opts.labels)
+    check_inputs_exist(videos=opts.videos)
+    check_input_files(checkpoint=opts.checkpoint, labels=opts.labels)
     meta = None
     if opts.onnx is not None:
         meta = onnx_metadata(opts.onnx, what="--onnx")
@@ -265,6 +266,7 @@ def check_options(out: Path, opts: OptimizeOptions) -> None:
             ) from e
         if not Path(opts.triton_repo).parent.is_dir():
             raise IntiExportError(f"--triton-repo folder {Path(opts.triton_repo).parent} does not exist")
+        check_output_dir(opts.triton_repo, "--triton-repo")
 
 
 def _check_labels(opts: OptimizeOptions, meta: dict[str, Any] | None) -> None:
@@ -581,7 +583,9 @@ def choose(candidates: list[Candidate], objective: str, max_latency_ms: float | 
         else:
             options.append((c, _best_row(_usable_rows(c, max_latency_ms), objective)))
     if not options:
-        return Choice(None, reason="no candidate ran, passed the accuracy gate and met the latency budget", excluded=excluded)
+        why = "; ".join(f"{cid}: {text}" for cid, text in excluded.items())
+        return Choice(None, reason=f"no candidate ran, passed the accuracy gate and met the latency budget ({why})",
+                      excluded=excluded)
     if objective == Objective.latency.value:
         best, row = min(options, key=lambda o: (o[1].p50_ms, o[0].id))
     else:
@@ -845,7 +849,7 @@ def run_optimize(
 
     from inti_export.calibration.report import random_head
     from inti_export.fileio import check_output_path
-    from inti_export.tools.inputs import model_for
+    from inti_export.tools.inputs import check_weights, model_for
 
     start = time.perf_counter()
     opts = opts or OptimizeOptions(**kwargs)
@@ -858,6 +862,8 @@ def run_optimize(
     event = on_event or (lambda *a: None)
 
     model = model_for(opts.preset, opts.onnx, opts.checkpoint).eval()
+    if opts.onnx is not None:
+        check_weights(opts.onnx, lambda: model, opts.checkpoint)
     split = split_clips(model.cfg, opts.videos, opts.clips, opts.calib_clips, opts.labels)
     ckpt = sha256_file(opts.checkpoint) if opts.checkpoint else None
     if opts.onnx is not None:
@@ -905,7 +911,12 @@ def run_optimize(
         report.outputs["best"] = str(write_best(out, report))
         if opts.triton_repo is not None:
             report.outputs["triton_repo"] = _triton_repo(run, report, report.notes)
-    plot_pareto(report, out / "pareto.png")
+    try:  # the plot is a view of the report: never lose the report to it
+        plot_pareto(report, out / "pareto.png")
+    except Exception as e:  # matplotlib raises many types; the note says which
+        logger.debug("pareto.png not drawn", exc_info=True)
+        report.notes.append(f"pareto.png not drawn: {type(e).__name__}: {one_line(e)}")
+        report.outputs["pareto"] = None
     report.wall_s = round(time.perf_counter() - start, 2)
     data = json.loads(json.dumps(report.to_dict(), default=str))
     write_json(out / "report.json", data)
@@ -991,6 +1002,11 @@ def plot_pareto(report: OptimizeReport, path: Path) -> None:
         passed.append(bool(c.gate and c.gate.passed))
         chosen.append(c.id == report.choice.candidate)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if not pts:  # nothing ran and was timed: an empty plot that says so (a log axis needs a point)
+        ax.text(0.5, 0.5, "no candidate was measured (report.json says why)", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
     # a label is about a seventh of the plot wide: lift it above earlier labels it would overlap
     width = 0.15 * ((max(x for x, _ in pts) - min(x for x, _ in pts)) if pts else 0.0)
     for i, ((x, y), label, ok) in enumerate(zip(pts, labels, passed, strict=True)):
@@ -1010,7 +1026,8 @@ def plot_pareto(report: OptimizeReport, path: Path) -> None:
                        zorder=4, label="choice")
     ax.scatter([], [], marker="o", color="tab:blue", label="passes the gate")
     ax.scatter([], [], marker="x", color="tab:red", label="fails the gate")
-    ax.set_yscale("log")
+    if pts:
+        ax.set_yscale("log")
     ax.set_xlabel("throughput, clips/s (best batch within the budget)")
     ax.set_ylabel(f"1 - cosine min vs PyTorch FP32 (floor {floor:g})")
     ax.set_title(f"inti-export optimize: {report.model.get('preset')}", fontsize=9)

@@ -177,12 +177,12 @@ def check_options(outdir: Path, opts: PipelineOptions) -> PipelineOptions:
     `opts` with the preset filled in."""
     import dataclasses
 
+    from inti_export.fileio import check_output_dir
     from inti_export.models.config import get_config
-    from inti_export.tools.inputs import check_inputs_exist
+    from inti_export.tools.inputs import check_input_files, check_inputs_exist, check_weights, model_for
     from inti_export.vocab import META_PRECISION, META_PRESET, Precision, TrtRuntime, values
 
-    if outdir.exists() and not outdir.is_dir():
-        raise IntiExportError(f"output {outdir} is a file: give a folder (it is created if missing)")
+    check_output_dir(outdir, "output")
     meta = {}
     if opts.onnx is not None:
         from inti_export.tools.inputs import onnx_metadata
@@ -198,7 +198,8 @@ def check_options(outdir: Path, opts: PipelineOptions) -> PipelineOptions:
         raise IntiExportError(
             f"iters={opts.bench_iters}, clips={opts.clips}, batches={list(opts.bench_batches)}: each must be >= 1"
         )
-    check_inputs_exist(videos=opts.videos, checkpoint=opts.checkpoint, clip_checkpoint=opts.clip_checkpoint)
+    check_inputs_exist(videos=opts.videos)
+    check_input_files(checkpoint=opts.checkpoint, clip_checkpoint=opts.clip_checkpoint)
     if opts.onnx is not None:
         made_from = meta.get(META_PRESET)
         if made_from is None:
@@ -214,6 +215,9 @@ def check_options(outdir: Path, opts: PipelineOptions) -> PipelineOptions:
                 f"--onnx {opts.onnx} is {given} ({META_PRECISION}): give the FP32 export; the pipeline converts"
                 f" it to --precision {opts.precision} itself"
             )
+        # its manifest's weights against the model the parity step builds (no model without a manifest)
+        check_weights(opts.onnx, lambda: model_for(opts.preset, None, opts.checkpoint, opts.clip_checkpoint),
+                      opts.checkpoint)
     return opts
 
 

@@ -138,6 +138,7 @@ def inspect_engine(engine_path: str | os.PathLike, device: int | None = None) ->
     every visible device and inspects on the first that can load the engine (`engine_layers_device`).
     """
     engine_path = Path(engine_path)
+    _refuse_onnx(engine_path)
     info = {"engine_path": str(engine_path), **verify_engine_artifact(engine_path).to_dict()}
     info["engine_layers"] = None
     visible = _visible_devices()
@@ -160,6 +161,20 @@ def inspect_engine(engine_path: str | os.PathLike, device: int | None = None) ->
         return info
     info["engine_layers_note"] = "; ".join(refusals)
     return info
+
+
+def _refuse_onnx(path: Path) -> None:
+    """One line if `path` is an ONNX (by name, or by its manifest: an export's has no engine_sha256)."""
+    if path.is_dir():
+        raise EngineError(f"{path} is a directory: give an engine file built by `inti-export trt`")
+    try:
+        manifest = json.loads(manifest_path(path).read_text())
+    except (OSError, ValueError):
+        manifest = None
+    export_manifest = isinstance(manifest, dict) and "onnx_sha256" in manifest and "engine_sha256" not in manifest
+    if path.suffix.lower() == ".onnx" or export_manifest:
+        raise EngineError(f"{path} is an ONNX, not an engine: build one with `inti-export trt {path}` and inspect"
+                          " the .engine it writes")
 
 
 def _visible_devices() -> list[int]:
