@@ -109,13 +109,15 @@ def write_triton_repo(
 
 def _check_repo_folder(repo: Path) -> Path:
     """The repository folder, refused before any work when it is a file, has no parent, or cannot be written."""
-    from inti_export.fileio import check_output_dir
-
     if repo.exists() and not repo.is_dir():
         raise RepositoryError(f"repository {repo} is a file: give a folder")
     if not repo.parent.is_dir():
         raise RepositoryError(f"folder {repo.parent} does not exist: create it first")
-    return check_output_dir(repo, "repository", error=RepositoryError)
+    target = repo if repo.exists() else repo.parent
+    if not os.access(target, os.W_OK | os.X_OK):  # a read-only mount refuses root too
+        where = "" if target == repo else f" (its folder {target})"
+        raise RepositoryError(f"repository {repo} is not writable{where}: choose another folder")
+    return repo
 
 
 def _check_batch(artifact: Artifact, requested: int | None) -> int:
