@@ -227,7 +227,8 @@ def load_clips(
     max_clips: int | None = None,
     progress: bool = False,
 ) -> ClipSet:
-    """Clips from every video in order; unreadable or too-short videos are skipped with a warning."""
+    """Clips from every video in order; unreadable or too-short videos are skipped with a warning (an error
+    naming each when none loads)."""
     if clips_per_video < 1:
         raise VideoError(f"clips_per_video={clips_per_video} must be at least 1")
     if max_clips is not None and max_clips < 1:
@@ -252,7 +253,6 @@ def load_clips(
             try:
                 got = _load_video(path, pre, range(want), clips_per_video)
             except VideoError as e:
-                logger.warning("skipping video %s: %s", path.name, e)
                 skipped.append((path.name, str(e)))
             else:
                 clips.extend(got)
@@ -266,6 +266,8 @@ def load_clips(
     if not clips:
         detail = "; ".join(f"{name}: {reason}" for name, reason in skipped)
         raise VideoError(f"no clips could be loaded from {len(files)} video(s): {detail}")
+    for name, reason in skipped:  # only beside clips that did load: otherwise the error above says it once
+        logger.warning("skipping video %s: %s", name, reason)
     return ClipSet(np.stack(clips), names, skipped)  # (K, T, 3, H, W)
 
 
@@ -481,12 +483,13 @@ def _round_robin_clips(files: list[Path], pre: Preprocess, want: int, directory:
         try:
             capacity.append(clip_capacity(path, pre))
         except VideoError as e:
-            logger.warning("skipping video %s: %s", path.name, e)
             capacity.append(0)
             reasons.append(f"{path.name}: {e}")
     if not any(capacity):
         detail = "; ".join(reasons) or f"every video is shorter than {pre.frames} frames"
         raise VideoError(f"no clips could be loaded from {len(files)} video(s): {detail}")
+    for reason in reasons:  # only beside videos that do load: otherwise the error above says it once
+        logger.warning("skipping video %s", reason)
     if want > sum(capacity):
         held = ", ".join(f"{f.name} {c}" for f, c in zip(files, capacity, strict=True))
         raise CalibrationError(

@@ -226,3 +226,18 @@ def test_ranges_and_kinds_are_checked_first(work, argv, expect, code):
     before = _snapshot(work)
     _refused([a.replace("{w}", str(work)) for a in argv], expect.replace("{w}", str(work)), code)
     assert _snapshot(work) == before and list((work / "out").iterdir()) == []
+
+
+def test_only_undecodable_videos_give_one_line_not_a_warning_per_video_first(tmp_path):
+    """The probe's one `unclear` case: each bad video was logged as a warning, then named again in the error."""
+    (tmp_path / "junk").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / "junk" / name).write_text("not a video\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    res = subprocess.run([sys.executable, "-m", "inti_export.cli", "onnx", "-p", "test-tiny", "--videos",
+                          str(tmp_path / "junk"), "-o", str(tmp_path / "m.onnx")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 1 and len(lines) == 1, res.stderr
+    assert "no clips could be loaded from 2 video(s): a.mp4" in lines[0] and "b.mp4" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk"]
