@@ -160,11 +160,11 @@ def test_the_documented_read_works(local_run):
     import pyarrow.parquet
 
     job, report = local_run
-    assert (job.output / ERRORS_FILE).stat().st_size > 0 and (job.output / MANIFEST_FILE).is_file()
     assert "pyarrow.parquet.read_table(OUT)" in (REPO / "docs" / "corpus.md").read_text()
     table = pyarrow.parquet.read_table(job.output)
     assert table.num_rows == report.clips
     assert table.column_names == ["video", "clip", "start_s", "end_s", "embedding", "artifact_sha256"]
+    assert (job.output / ERRORS_FILE).stat().st_size > 0 and (job.output / MANIFEST_FILE).is_file()  # skipped
 
 
 def test_a_folder_with_the_old_side_file_names_resumes(tmp_path, local_run):
