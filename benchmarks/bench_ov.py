@@ -28,6 +28,7 @@ def export_and_calibrate(preset: str, work: Path) -> dict[str, Path]:
     """FP32 and INT8 ONNX of `preset` in `work` (kept between runs)."""
     import onnx
 
+    work.mkdir(parents=True, exist_ok=True)
     fp32, int8 = work / f"{preset}.onnx", work / f"{preset}.int8.onnx"
     cli = [sys.executable, "-m", "inti_export.cli"]
     if not fp32.exists():
