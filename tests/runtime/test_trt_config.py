@@ -227,7 +227,7 @@ def test_build_refuses_outputs_that_are_inputs(tmp_path, test_onnx):
     before = sorted(tmp_path.iterdir())
     cases = [
         (onnx_path, onnx_path, "also an input"),
-        (onnx_path, tmp_path / "m.onnx.json", "also an input"),  # the exporter's manifest of the ONNX
+        (onnx_path, tmp_path / "m.onnx.json", "is the manifest of the input"),  # the exporter's manifest of the ONNX
         (as_json, tmp_path / "m", "engine manifest .* is also an input"),
         (onnx_path, tmp_path, "is a directory"),
         (onnx_path, tmp_path / "missing" / "m.engine", "does not exist"),
