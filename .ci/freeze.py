@@ -3,7 +3,7 @@
 Walks the requirements of pyproject.toml's dependencies and the given extras through the installed
 distributions' own metadata (markers evaluated, extras followed), so packages this environment holds
 for other reasons are left out, and so is inti-export itself. Used by `.ci/relock` (README, "Installs").
-Usage: python .ci/freeze.py cpu,dev,trt-rtx,quant,serve,ray > constraints.txt
+Usage: python .ci/freeze.py cpu,dev,trt-rtx,quant,serve,ray,openvino > constraints.txt
 """
 
 from __future__ import annotations
