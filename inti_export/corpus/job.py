@@ -18,6 +18,7 @@ from inti_export.corpus.names import shown
 from inti_export.corpus.output import ErrorLog, check_manifest, done_videos, migrate_side_files, recover_commits
 from inti_export.corpus.sampling import Sampling
 from inti_export.errors import IntiExportError
+from inti_export.fileio import check_output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def prepared(job: EmbedJob) -> Iterator[Prepared]:
 
     The lock is held until the block ends; a folder made with other settings or another model is refused.
     """
+    check_output_dir(job.output, "-o")  # a read-only or file path: one line before any work
     pre = job.model.preprocess()
     sha = job.model.sha256()
     job.output.mkdir(exist_ok=True)

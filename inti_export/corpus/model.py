@@ -17,7 +17,7 @@ from inti_export.errors import IntiExportError
 from inti_export.vocab import META_FRAMES, META_IMAGE_SIZE, META_MEAN, META_STD, RunnerKind
 
 ENGINE_SUFFIXES = (".engine", ".plan")
-_ONNX_RUNNERS = (RunnerKind.ort.value, RunnerKind.ort_cuda.value)
+_ONNX_RUNNERS = (RunnerKind.ort.value, RunnerKind.ort_cuda.value, RunnerKind.ov.value)
 _TORCH_RUNNERS = (RunnerKind.torch.value, RunnerKind.torch_compile.value, RunnerKind.torch_kernel.value)
 
 

@@ -80,3 +80,10 @@ def test_an_int8_onnx_with_a_quantized_projection_is_refused(tiny_onnx, tmp_path
     onnx.save(model, str(bad))
     with pytest.raises(IntiExportError, match="quantizes the final projection MatMul.*recalibrate"), OvRunner(bad):
         pass
+
+
+def test_embed_takes_the_ov_runner(tiny_onnx):
+    from inti_export.corpus.model import ModelSource
+
+    runner = ModelSource(artifact=tiny_onnx.onnx_path, runner="ov").make_runner()
+    assert isinstance(runner, OvRunner) and runner.onnx_path == tiny_onnx.onnx_path
