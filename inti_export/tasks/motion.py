@@ -98,6 +98,8 @@ def make_split(
     if not 1 <= count <= MAX_VIDEOS:
         raise VideoError(f"count={count}: a split has 1 to {MAX_VIDEOS} videos")
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise VideoError(f"{directory} is a file; give a directory to write the videos into")
     if not directory.is_dir():
         raise VideoError(f"{directory} is not an existing directory; create it first")
     check_output_dir(directory, "task folder", error=VideoError)  # writable, before any video

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -102,6 +103,8 @@ def parity(
             get_config(preset)
         if labels is not None and (random is not None or clips is not None):
             raise IntiExportError("--labels takes one clip from each labelled video: drop --random/--clips")
+        if max_top1_drop is not None and not math.isfinite(max_top1_drop):  # nan passes typer's min/max
+            raise IntiExportError(f"--max-top1-drop {max_top1_drop}: give points of top-1, 0 to 100")
         if max_top1_drop is not None and labels is None:
             raise IntiExportError(f"--max-top1-drop {max_top1_drop:g} is only with --labels (a gate on accuracy"
                                   " against labels): pass --labels CSV or drop it")

@@ -219,9 +219,12 @@ def test_optimize_without_a_choice_writes_the_report_and_exits_1(tmp_path):
     (["optimize", "--onnx", "{w}/videos", "-o", "{w}/out/o"], "--onnx {w}/videos is a directory", 1),
     (["eval", "--videos", "{w}/videos", "--preset", "task-inti", "--checkpoint", "{w}/out"], "is a directory", 1),
     (["inspect", "{w}/m.onnx"], "is an ONNX, not an engine", 1),
+    (["task", "{w}/m.onnx", "--count", "2"], "m.onnx is a file; give a directory", 1),
+    (["parity", "--onnx", "{w}/task.onnx", "--labels", "{w}/videos/labels.csv", "--max-top1-drop", "nan"],
+     "--max-top1-drop nan", 1),
 ], ids=["expect-top1-huge", "expect-top1-nan", "task-count-huge", "parity-drop-without-labels",
         "optimize-drop-without-labels", "pipeline-onnx-dir", "optimize-onnx-dir", "eval-checkpoint-dir",
-        "inspect-onnx"])
+        "inspect-onnx", "task-dir-is-file", "parity-drop-nan"])
 def test_ranges_and_kinds_are_checked_first(work, argv, expect, code):
     before = _snapshot(work)
     _refused([a.replace("{w}", str(work)) for a in argv], expect.replace("{w}", str(work)), code)
