@@ -47,9 +47,11 @@ def stream(
         from inti_export.fileio import atomic_output, check_output_path, write_json
         from inti_export.tools.stream import StreamConfig, run_stream, summary_text
 
+        local = [Path(source)] if Path(source).exists() else []  # a file source must never be overwritten
+        inputs = [*local, artifact, checkpoint]
         for path, what in ((output, "--output"), (report, "--report")):
             if path is not None:
-                check_output_path(path, what)
+                check_output_path(path, what, inputs=inputs, folders=[artifact] if artifact else ())
         cfg = StreamConfig(source, artifact=artifact, preset=preset, checkpoint=checkpoint,
                            runner=runner.value if runner else None, stride=stride, sample_every=sample_every,
                            realtime=realtime, drop=drop.value if drop else None, max_queue=max_queue,

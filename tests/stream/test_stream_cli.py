@@ -109,3 +109,17 @@ def test_ctrl_c_writes_the_summary(tiny_stream, tmp_path):
     rows = _lines(out)
     assert len(rows) >= 1 and summary["windows"] == len(rows)
     assert stderr.startswith("interrupted after") and "Traceback" not in stderr
+
+
+def test_outputs_that_are_inputs_are_refused(tiny_stream, shipped_videos, tmp_path):
+    """The probe's data loss (issue 24): `-o` or `--report` on the source video or inside the artifact."""
+    import hashlib
+    import shutil
+
+    video = tmp_path / "v.mp4"
+    shutil.copy(sorted(shipped_videos.glob("*.mp4"))[0], video)
+    digest = hashlib.sha256(video.read_bytes()).hexdigest()
+    for option, target in (("-o", video), ("--report", video), ("-o", tiny_stream[0] / "r.jsonl")):
+        res, err = _invoke(video, "--artifact", tiny_stream[0], option, target)
+        assert res.exit_code == 1 and len(err) == 1 and ("is also an input" in err[0] or "inside" in err[0]), err
+    assert hashlib.sha256(video.read_bytes()).hexdigest() == digest
