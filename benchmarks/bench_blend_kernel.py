@@ -31,25 +31,12 @@ import torch.nn.functional as F
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def _percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
-
-
 def time_cuda(fn, warmup: int, iters: int) -> dict:
-    """Milliseconds per call: warm-up calls, then each call alone between two CUDA events."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return {"median_ms": statistics.median(times), "p10_ms": _percentile(times, 0.1), "p90_ms": _percentile(times, 0.9)}
+    """Milliseconds per call (gpu_checks.cuda_events_ms: each call alone between two CUDA events)."""
+    from gpu_checks import cuda_events_ms, pct
+
+    times = cuda_events_ms(fn, warmup, iters)
+    return {"median_ms": statistics.median(times), "p10_ms": pct(times, 0.1), "p90_ms": pct(times, 0.9)}
 
 
 def torch_unfused(h, a, b, w1, b1, w2, b2):

@@ -160,8 +160,13 @@ def verify_onnx(
         raise ExportError(
             f"ONNX Runtime could not run {onnx_path} on clips of shape {tuple(clips.shape)}: {one_line(e)}"
         ) from e
+    return verification_against(model, got, clips, clip_names)
+
+
+def verification_against(model: InTIVideoModel, got: np.ndarray, clips: np.ndarray, clip_names) -> Verification:
+    """`got` (an exported graph's output on `clips`) against the PyTorch model on the same clips."""
     with torch.no_grad():
-        want = model(torch.from_numpy(clips)).numpy()
+        want = model(torch.from_numpy(np.ascontiguousarray(clips, dtype=np.float32))).numpy()
     err = float(np.abs(got - want).max())
     scale = float(np.abs(want).max()) or 1.0
     cos = float(cosine_per_sample(got, want).min())

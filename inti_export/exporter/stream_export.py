@@ -31,9 +31,9 @@ from inti_export.exporter.onnx_export import (
     onnx_metadata,
     sha256_state_dict,
     torch_export_module,
+    verification_against,
 )
 from inti_export.fileio import atomic_output, sha256_file, write_json
-from inti_export.metrics import cosine_per_sample
 from inti_export.models.video_vit import InTIVideoModel
 from inti_export.runtime.stream import (
     HEAD_FILE,
@@ -139,13 +139,7 @@ def verify_pair(stem_path: Path, head_path: Path, model: InTIVideoModel, clips: 
         got = head.run(None, {HEAD_INPUT: stems.reshape(k, t, *stems.shape[1:])})[0]  # (K, out)
     except Exception as e:  # onnxruntime raises its own exception types
         raise ExportError(f"ONNX Runtime could not run the stem/head pair on clips {tuple(clips.shape)}: {one_line(e)}") from e
-    with torch.no_grad():
-        want = model(torch.from_numpy(np.ascontiguousarray(clips, dtype=np.float32))).numpy()
-    err = float(np.abs(got - want).max())
-    scale = float(np.abs(want).max()) or 1.0
-    cos = float(cosine_per_sample(got, want).min())
-    passed = err / scale < REL_TOL and cos > COSINE_MIN
-    return Verification(list(clip_names or []), err, scale, err / scale, cos, passed)
+    return verification_against(model, got, clips, clip_names)
 
 
 def export_stream(

@@ -774,7 +774,7 @@ def _candidate(run: _Run, runner_kind: str, precision: str) -> Candidate:
         return Candidate(base_id, runner_kind, precision, Status.not_run.value, why, command=command)
     onnx_path = engine_path = None
     try:
-        if runner_kind.startswith("ort"):
+        if runner_kind.startswith("ort") or runner_kind == "ov":  # ONNX Runtime and OpenVINO run the ONNX
             onnx_path, art_key = _precision_onnx(run, precision)
         elif runner_kind == "trt":
             engine_path, art_key = _engine_unit(run, precision)

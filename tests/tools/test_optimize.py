@@ -261,3 +261,19 @@ def test_torch_half_on_an_emulating_cpu_is_listed_not_run(tmp_path, tiny_onnx):
     assert half.status == "not run" and "emulates" in half.reason and "--run-emulated" in half.reason
     assert not half.speed and report.choice.candidate == _by(report, "torch", "fp32").id
     assert report.choice.excluded[half.id].startswith("not run:")
+
+
+def test_openvino_candidates_fp32_and_int8(tmp_path, tiny_onnx):
+    """`--runners ov` (issue 27): OpenVINO runs the same FP32 and INT8 ONNX as ONNX Runtime, gated alike;
+    the INT8 ONNX keeps the final projection in FP32, which OpenVINO needs (docs/openvino.md)."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed: pip install 'inti-export[openvino]'")
+    report = run_optimize(tmp_path / "out", onnx=tiny_onnx.onnx_path, runners=("ort", "ov"), precisions=("fp32", "int8"),
+                          batches=(1, 2), iters=2, warmup=1, clips=2, calib_clips=2)
+    by_id = {f"{c.runner}-{c.precision}": c for c in report.candidates}
+    assert {"ov-fp32", "ov-int8", "ort-fp32", "ort-int8"} <= set(by_id)
+    for cid in ("ov-fp32", "ov-int8"):
+        c = by_id[cid]
+        assert c.status == "ok", (cid, c.reason)
+        assert c.accuracy.cosine_min > 0.99 and [r.batch for r in c.speed] == [1, 2]
+    assert by_id["ov-fp32"].accuracy.cosine_min > 0.99999  # f32 inference precision, not the CPU plugin's bf16
+    assert by_id["ov-int8"].artifact == by_id["ort-int8"].artifact  # one INT8 ONNX, two runtimes
