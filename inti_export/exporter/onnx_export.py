@@ -260,10 +260,13 @@ def export_preset(
     clips: np.ndarray | None = None,
     clip_names: list[str] | None = None,
     on_step: Callable[[str], None] | None = None,
-) -> ExportResult:
-    """Build `preset` with its weights (`create_model`) and export it to `output` (`export_onnx`).
+    stream: bool = False,
+):
+    """Build `preset` with its weights (`create_model`) and export it to `output` (`export_onnx`), or
+    with `stream=True` its stem/head pair into folder `output` (`stream_export.export_stream`).
 
     `clips` (K, T, 3, H, W) are the verification inputs; without them, seeded random clips.
+    Returns the ExportResult (or StreamExportResult) of the export.
     """
     from inti_export.models import create_model
 
@@ -271,4 +274,8 @@ def export_preset(
     if on_step:
         on_step(f"building {preset}")
     model = create_model(preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, **overrides)
+    if stream:
+        from inti_export.exporter.stream_export import export_stream  # it imports this module
+
+        return export_stream(model, output, spec, verify=verify, clips=clips, clip_names=clip_names, on_step=on_step)
     return export_onnx(model, output, spec, verify=verify, clips=clips, clip_names=clip_names, on_step=on_step)

@@ -209,26 +209,3 @@ def export_stream(
                     "inti_nodes": n_inti}
         write_json(directory / PAIR_MANIFEST, manifest, sort_keys=True)
     return StreamExportResult(directory, stem_path, head_path, manifest, verification)
-
-
-def export_stream_preset(
-    directory: str | Path,
-    *,
-    preset: str,
-    checkpoint: str | Path | None = None,
-    clip_checkpoint: str | Path | None = None,
-    num_classes: int = 0,
-    spec: ExportSpec | None = None,
-    verify: bool = True,
-    clips: np.ndarray | None = None,
-    clip_names: list[str] | None = None,
-    on_step: Callable[[str], None] | None = None,
-) -> StreamExportResult:
-    """Build `preset` with its weights (`create_model`) and write its stream pair to `directory`."""
-    from inti_export.models import create_model
-
-    overrides = {"num_classes": num_classes} if num_classes else {}
-    if on_step:
-        on_step(f"building {preset}")
-    model = create_model(preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, **overrides)
-    return export_stream(model, directory, spec, verify=verify, clips=clips, clip_names=clip_names, on_step=on_step)

@@ -68,14 +68,13 @@ def onnx(
 
 def _stream(out, output, preset, checkpoint, clip_checkpoint, num_classes, opset, dynamic_batch, inti_op, verify, videos) -> None:
     """`--stream`: the split pair in folder `output` (exporter/stream_export.py)."""
-    from inti_export.exporter import ExportSpec
-    from inti_export.exporter.stream_export import export_stream_preset
+    from inti_export.exporter import ExportSpec, export_preset
     from inti_export.tools.inputs import verification_clips
 
     with out.status(f"exporting {preset} as a stream pair to {output}/ ...") as status:
         clips, names = verification_clips(preset, videos) if verify else (None, None)
-        result = export_stream_preset(
-            output, preset=preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, num_classes=num_classes,
+        result = export_preset(
+            output, stream=True, preset=preset, checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, num_classes=num_classes,
             spec=ExportSpec(opset=opset, dynamic_batch=dynamic_batch, inti_op=inti_op.value), verify=verify,
             clips=clips, clip_names=names, on_step=lambda text: status.update(f"{text} ..."),
         )
