@@ -116,6 +116,20 @@ class RunnerKind(str, enum.Enum):
     trt = "trt"
 
 
+class DropPolicy(str, enum.Enum):
+    """`stream`: what to do when inference is slower than the source (docs/stream.md)."""
+
+    latest = "latest"  # keep the newest frames, skip windows when behind
+    none = "none"  # back-pressure: nothing dropped
+
+
+class StreamRunner(str, enum.Enum):
+    """`stream`: the runners of a stem/head pair (ONNX Runtime on the exported pair, PyTorch on a preset)."""
+
+    ort = "ort"
+    torch = "torch"
+
+
 class Verbosity(str, enum.Enum):
     """TensorRT log messages to show."""
 

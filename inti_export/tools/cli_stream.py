@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,18 +9,7 @@ from typing import Annotated
 import typer
 
 from inti_export.tools._cli import cli_errors
-
-
-class Drop(str, enum.Enum):
-    """What to do when inference is slower than the source."""
-
-    latest = "latest"
-    none = "none"
-
-
-class StreamRunner(str, enum.Enum):
-    ort = "ort"
-    torch = "torch"
+from inti_export.vocab import DropPolicy, StreamRunner
 
 
 def stream(
@@ -33,7 +21,7 @@ def stream(
     stride: Annotated[int | None, typer.Option(help="An answer every S sampled frames, 1..T (default T/2).")] = None,
     sample_every: Annotated[int, typer.Option(help="Keep every K-th decoded frame.", min=1)] = 1,
     realtime: Annotated[bool, typer.Option("--realtime", help="Read a file at its own frame rate, as if live.")] = False,
-    drop: Annotated[Drop | None, typer.Option(help="When behind: latest (default live) or none (default file).")] = None,
+    drop: Annotated[DropPolicy | None, typer.Option(help="When behind: latest (default live) or none (default file).")] = None,
     max_queue: Annotated[int | None, typer.Option(help="Decoded frames waiting at most (default T).", min=1)] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after SEC seconds of the source.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait to connect, and for data, on a URL.")] = 10.0,

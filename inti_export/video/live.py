@@ -22,10 +22,11 @@ from pathlib import Path
 from inti_export.calibration.clips import Preprocess
 from inti_export.errors import IntiExportError, VideoError, one_line
 from inti_export.runtime.stream import Frame
+from inti_export.vocab import DropPolicy, values
 
 logger = logging.getLogger(__name__)
 
-DROP_POLICIES = ("latest", "none")
+DROP_POLICIES = values(DropPolicy)
 LAVFI_PREFIX = "lavfi:"
 DEFAULT_TIMEOUT_S = 10.0
 
