@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def table(report_path: Path) -> str:
-    from inti_export.tools.optimize import load_report
+    from inti_export.jobs.optimize import load_report
 
     r = load_report(report_path)
     lines = ["| candidate | status | cosine min | top-1 | top-5 | gate | batch | p50 ms | p90 ms | clips/s |",

@@ -7,7 +7,7 @@
 Regenerates the test split (and a calibration set from the train split's seed) with
 `inti_export.tasks.motion`, exports the model to ONNX, converts it with
 `inti_export.calibration.precision.convert_precision` for each precision/backend/method and
-evaluates every artifact with `inti_export.tools.evaluate`. A conversion that cannot run here is
+evaluates every artifact with `inti_export.checks.evaluate`. A conversion that cannot run here is
 recorded with its one-line reason. `--record` writes the checkpoint's reference accuracy, which the
 tests compare against.
 """
@@ -24,11 +24,11 @@ import torch
 
 from inti_export.calibration.clips import labelled_clips, load_clips, preprocess_for
 from inti_export.calibration.precision import convert_precision
+from inti_export.checks.evaluate import evaluate
 from inti_export.errors import IntiExportError, one_line
 from inti_export.exporter import export_onnx
 from inti_export.models import create_model
 from inti_export.tasks.motion import make_split
-from inti_export.tools.evaluate import evaluate
 
 CONVERSIONS = [  # (precision, backend, method)
     ("fp16", "ort", None), ("fp16", "modelopt", None),

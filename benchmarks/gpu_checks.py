@@ -207,8 +207,8 @@ def check_stream(out: Path, preset: str = "inti-b16", device: str = "cuda", stri
 
 def _stream_one(preset: str, name: str, device: str, stride: int, windows: int) -> dict:
     torch = _torch()
+    from inti_export.checks.compare import TOLERANCES
     from inti_export.models import create_model
-    from inti_export.tools.compare import TOLERANCES
 
     model = create_model(preset).eval().to(device, _dtype(name))
     c = model.cfg
@@ -245,9 +245,9 @@ def _stream_one(preset: str, name: str, device: str, stride: int, windows: int) 
 def check_parity(out: Path, preset: str = "inti-b16", device: str = "cuda") -> int:
     """The CUDA runners against the CPU FP32 reference on the shipped clips, gated like `parity`."""
     from inti_export.calibration.clips import load_clips, preprocess_for, shipped_videos_dir
+    from inti_export.checks.compare import TOLERANCES, compare_arrays
     from inti_export.models import create_model
     from inti_export.runtime.torch_runner import TorchRunner
-    from inti_export.tools.compare import TOLERANCES, compare_arrays
     from inti_export.vocab import INPUT_NAME
 
     model = create_model(preset)
@@ -371,7 +371,7 @@ def check_ort_cuda(out: Path) -> int:
         print(f"SKIP: onnxruntime {ort.__version__} has no CUDAExecutionProvider ({ort.get_available_providers()}):"
               " install onnxruntime-gpu alone (docs/precision.md)")
         return SKIP
-    from inti_export.tools.bench import run_bench
+    from inti_export.jobs.bench import run_bench
 
     report = run_bench("inti-b16", runners=("ort-cuda",), batches=(1, 8), iters=30, warmup=5, compare_naive=True)
     _write(out / "ort_cuda.json", report.to_dict())

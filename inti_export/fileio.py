@@ -3,7 +3,7 @@
 Every output goes through `atomic_output`: the data is written to a temporary file of its own in
 the target folder (unique per writer, so two runs never share one), renamed over the target only
 when complete, and removed on any failure, KeyboardInterrupt included. The CLI turns SIGTERM into
-KeyboardInterrupt (`inti_export.tools._cli`), so a terminated run leaves nothing behind either.
+KeyboardInterrupt (`inti_export.cli._common`), so a terminated run leaves nothing behind either.
 """
 
 from __future__ import annotations

@@ -159,8 +159,8 @@ def test_int8_end_to_end_from_videos(fp32, int8_ort, clips, fp32_out):
 
 def test_int8_parity_gate_scores_as_quantized(int8_ort, tiny_model, tiny_clips):
     """The gate's INT8 verdict is the model as quantised, so it holds on CPUs without VNNI too."""
+    from inti_export.checks.parity import run_parity
     from inti_export.runtime.ort_runner import MODE_LABELS, OrtMode
-    from inti_export.tools.parity import run_parity
 
     report = run_parity(tiny_model, tiny_clips.clips, tiny_clips.names, onnx_path=int8_ort, tolerance="int8")
     assert report.notes == {"ort-cpu": MODE_LABELS[OrtMode.as_quantized]}

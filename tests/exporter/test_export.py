@@ -191,7 +191,7 @@ def test_inti_b16_export_parity(tmp_path, shipped_videos):
     sizes are covered on test-tiny above.
     """
     from inti_export.exporter import export_preset
-    from inti_export.tools.inputs import verification_clips
+    from inti_export.jobs.inputs import verification_clips
 
     clips, names = verification_clips("inti-b16", shipped_videos, count=1)
     assert clips.shape == (1, 16, 3, 224, 224)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from inti_export.checks.compare import TOLERANCES, compare_arrays
 from inti_export.errors import IntiExportError
-from inti_export.tools.compare import TOLERANCES, compare_arrays
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed: pip install 'inti-export[openvino]'")
 

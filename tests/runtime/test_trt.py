@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from inti_export.errors import EngineError, Interrupted, IntiExportError, RuntimeUnavailableError
 from inti_export.fileio import sha256_file
+from inti_export.jobs.engine import convert_and_build
 from inti_export.runtime.manifest import load_manifest, manifest_path
 from inti_export.runtime.trt import (
     BuildConfig,
@@ -33,7 +34,6 @@ from inti_export.runtime.trt import (
 from inti_export.runtime.trt.config import gpu_compute_capability
 from inti_export.runtime.trt.loader import pick_runtime
 from inti_export.runtime.trt.runner import runtime_cache_path
-from inti_export.tools.engine import convert_and_build
 
 
 def _cuda() -> bool:

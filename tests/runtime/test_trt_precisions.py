@@ -56,8 +56,8 @@ def modelopt_file(tmp_path_factory, fp32, precision, calib):
 @pytest.mark.skipif(_rtx_reason() is not None, reason=f"TensorRT-RTX not importable: {_rtx_reason()}")
 @pytest.mark.parametrize("precision, trt_dtype, function_kept", CASES)
 def test_engine_in_precision(tmp_path_factory, tmp_path, tiny_onnx, tiny_clips, precision, trt_dtype, function_kept):
+    from inti_export.jobs.engine import convert_and_build
     from inti_export.runtime.trt import BuildConfig, check_engine
-    from inti_export.tools.engine import convert_and_build
 
     calib = tmp_path / "calib.npz"
     np.savez(calib, video=tiny_clips.clips)

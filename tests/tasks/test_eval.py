@@ -10,12 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from inti_export.calibration.clips import labelled_clips
+from inti_export.checks.evaluate import evaluate
 from inti_export.cli import app
+from inti_export.cli.eval import gate_failures
 from inti_export.errors import VideoError
 from inti_export.metrics import topk_accuracy
 from inti_export.tasks.motion import CLASSES, make_split, read_labels
-from inti_export.tools.cli_eval import gate_failures
-from inti_export.tools.evaluate import evaluate
 
 
 def _shipped(name: str):

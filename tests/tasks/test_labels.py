@@ -70,7 +70,7 @@ def _parity(*args):
 
 def test_parity_reports_and_gates_accuracy_against_labels(tmp_path, task_checkpoint, task_onnx, task_bad_onnx,
                                                           task_split):
-    from inti_export.tools.parity import ParityReport
+    from inti_export.checks.parity import ParityReport
 
     labels, rep = task_split / "labels.csv", tmp_path / "parity.json"
     common = ["--checkpoint", str(task_checkpoint), "--labels", str(labels), "--report", str(rep)]
@@ -107,7 +107,7 @@ def test_parity_labels_refused_before_work(tmp_path, task_onnx, task_split, miss
 def test_optimize_gates_on_labels(tmp_path, task_checkpoint, task_bad_onnx, task_split, task_calib_videos):
     """The ONNX of a perturbed checkpoint against the shipped one: only the label gate is on (--min-top1 0),
     and it fails the ORT candidate; PyTorch FP32 (the reference itself) passes and is chosen."""
-    from inti_export.tools.optimize import load_report
+    from inti_export.jobs.optimize import load_report
 
     out = tmp_path / "opt"
     args = ["optimize", "--onnx", str(task_bad_onnx), "--checkpoint", str(task_checkpoint), "--videos",

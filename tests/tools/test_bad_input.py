@@ -188,7 +188,7 @@ def test_readonly_output_is_refused_before_work(tmp_path, command):
 
 # -- row 8: no choice still writes the report ---------------------------------------------------------
 def test_optimize_without_a_choice_writes_the_report_and_exits_1(tmp_path):
-    from inti_export.tools.optimize import Accuracy, SpeedRow, load_report, plot_pareto
+    from inti_export.jobs.optimize import Accuracy, SpeedRow, load_report, plot_pareto
 
     out = tmp_path / "o"
     res = CliRunner().invoke(app, ["optimize", "--preset", "test-tiny", "--runners", "torch", "--precisions", "fp32",

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from inti_export.cli import app
 from inti_export.errors import IntiExportError
-from inti_export.tools.bench import BenchReport, run_bench
+from inti_export.jobs.bench import BenchReport, run_bench
 
 
 def test_bench_compare_naive_report_and_plot(tmp_path, tiny_onnx):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from inti_export.cli import app
 from inti_export.errors import IntiExportError
 from inti_export.fileio import sha256_file
-from inti_export.tools.optimize import OPTIMIZE_SCHEMA, OptimizeReport, load_report, pareto_front, run_optimize
+from inti_export.jobs.optimize import OPTIMIZE_SCHEMA, OptimizeReport, load_report, pareto_front, run_optimize
 
 # run_emulated: PyTorch FP16 runs here even on a CPU that emulates it (test-tiny is small enough)
 FAST = {"batches": (1, 2), "iters": 2, "warmup": 1, "clips": 3, "calib_clips": 2, "run_emulated": True}
@@ -107,7 +107,7 @@ def test_injected_fast_wrong_candidate_fails_gate_and_is_not_chosen(base, tmp_pa
     # a converter that wrote a wrong (and much faster) FP16 file: injected, and its unit's record re-sealed
     (unit,) = (out / "artifacts").glob("onnx-fp16-*")
     _fast_wrong_onnx(unit / "model.fp16.onnx", tiny_model.cfg.embed_dim)
-    from inti_export.tools.optimize import content_key
+    from inti_export.jobs.optimize import content_key
 
     rec = json.loads((unit / "record.json").read_text())
     rec["files"]["artifacts/" + unit.name + "/model.fp16.onnx"] = sha256_file(unit / "model.fp16.onnx")

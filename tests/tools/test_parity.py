@@ -10,10 +10,10 @@ import pytest
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
+from inti_export.checks.compare import TOLERANCES, compare_arrays
+from inti_export.checks.parity import ParityReport, run_parity
 from inti_export.cli import app
 from inti_export.errors import ParityError
-from inti_export.tools.compare import TOLERANCES, compare_arrays
-from inti_export.tools.parity import ParityReport, run_parity
 
 
 def _perturb(src, dst, name, delta=0.5):

@@ -8,7 +8,7 @@
     TrtRunner(engine)                         -> the Runner for parity and bench (GPU only) (runner.py)
 
 plugins.py registers the TokenInterpolate plugin; network.py summarises the parsed network. Casting
-or quantising an ONNX before a build is orchestration: `inti_export.tools.engine.convert_and_build`.
+or quantising an ONNX before a build is orchestration: `inti_export.jobs.engine.convert_and_build`.
 TensorRT modules are imported inside functions only: the package imports without them.
 """
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from inti_export.tools._cli import cli_errors, console
+from inti_export.cli._common import cli_errors, console
 from inti_export.vocab import RunnerKind
 
 

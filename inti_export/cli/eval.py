@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from inti_export.cli._common import cli_errors, console
 from inti_export.errors import IntiExportError
-from inti_export.tools._cli import cli_errors, console
 
 
 def print_eval(report, out) -> None:
@@ -66,10 +66,10 @@ def eval_command(
     out = console()
     with cli_errors():
         from inti_export.calibration.clips import labelled_clips
+        from inti_export.checks.evaluate import evaluate
         from inti_export.fileio import check_output_path, write_json
+        from inti_export.jobs.inputs import check_input_files, check_inputs_exist, model_for, onnx_metadata
         from inti_export.models.config import get_config
-        from inti_export.tools.evaluate import evaluate
-        from inti_export.tools.inputs import check_input_files, check_inputs_exist, model_for, onnx_metadata
 
         labels = labels if labels is not None else videos / "labels.csv"
         for name, value in (("--expect-top1", expect_top1), ("--max-drop", max_drop)):

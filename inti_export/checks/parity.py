@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from inti_export.checks.compare import Comparison, Tolerance, compare_arrays, cosine_per_sample, get_tolerance
 from inti_export.errors import IntiExportError, ParityError, one_line
 from inti_export.metrics import topk_accuracy
 from inti_export.runtime.base import Runner
-from inti_export.tools.compare import Comparison, Tolerance, compare_arrays, cosine_per_sample, get_tolerance
 from inti_export.vocab import (
     INPUT_NAME,
     META_BOUNDARIES,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from inti_export.tools._cli import cli_errors
+from inti_export.cli._common import cli_errors
 from inti_export.vocab import DropPolicy, StreamRunner
 
 
@@ -33,7 +33,7 @@ def stream(
     interrupted = None
     with cli_errors():
         from inti_export.fileio import atomic_output, check_output_path, write_json
-        from inti_export.tools.stream import StreamConfig, run_stream, summary_text
+        from inti_export.jobs.stream import StreamConfig, run_stream, summary_text
 
         local = [Path(source)] if Path(source).exists() else []  # a file source must never be overwritten
         inputs = [*local, artifact, checkpoint]

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from inti_export.cli._common import cli_errors, console
 from inti_export.serving.repository import Backend, InstanceKind
-from inti_export.tools._cli import cli_errors, console
 
 
 def triton_repo(

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from inti_export.cli._common import cli_errors, console
 from inti_export.errors import IntiExportError
-from inti_export.tools._cli import cli_errors, console
 from inti_export.vocab import Precision
 
 
@@ -84,9 +84,9 @@ def parity(
     out = console()
     with cli_errors():
         from inti_export.calibration.clips import labelled_clips, labelled_videos, shipped_videos_dir
+        from inti_export.checks.parity import run_parity
         from inti_export.fileio import check_output_path, write_json
-        from inti_export.models.config import get_config
-        from inti_export.tools.inputs import (
+        from inti_export.jobs.inputs import (
             artifact_metadata,
             check_input_files,
             check_inputs_exist,
@@ -95,7 +95,7 @@ def parity(
             config_for,
             model_for,
         )
-        from inti_export.tools.parity import run_parity
+        from inti_export.models.config import get_config
 
         if onnx is None and engine is None:
             raise IntiExportError("nothing to compare: give --onnx and/or --engine")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from inti_export.tools._cli import cli_errors, console
+from inti_export.cli._common import cli_errors, console
 
 
 class Device(str, enum.Enum):
@@ -77,9 +77,9 @@ def bench(
     out = console()
     with cli_errors():
         from inti_export.fileio import check_output_path, write_json
+        from inti_export.jobs.bench import check_bench_options, plot_bench, run_bench
+        from inti_export.jobs.inputs import onnx_metadata
         from inti_export.models.config import get_config
-        from inti_export.tools.bench import check_bench_options, plot_bench, run_bench
-        from inti_export.tools.inputs import onnx_metadata
 
         kinds = tuple(r.strip() for r in runners.split(",") if r.strip())
         batches = _ints(batch, "--batch")

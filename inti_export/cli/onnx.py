@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from inti_export.tools._cli import cli_errors, console
+from inti_export.cli._common import cli_errors, console
 from inti_export.vocab import InTIOp
 
 
@@ -33,8 +33,8 @@ def onnx(
     with cli_errors():
         from inti_export.exporter import ExportSpec, export_preset
         from inti_export.fileio import check_output_path
+        from inti_export.jobs.inputs import check_inputs_exist, verification_clips
         from inti_export.models.config import get_config
-        from inti_export.tools.inputs import check_inputs_exist, verification_clips
 
         get_config(preset)  # an unknown preset fails here, before any work
         check_inputs_exist(checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, videos=videos)
@@ -69,7 +69,7 @@ def onnx(
 def _stream(out, output, preset, checkpoint, clip_checkpoint, num_classes, opset, dynamic_batch, inti_op, verify, videos) -> None:
     """`--stream`: the split pair in folder `output` (exporter/stream_export.py)."""
     from inti_export.exporter import ExportSpec, export_preset
-    from inti_export.tools.inputs import verification_clips
+    from inti_export.jobs.inputs import verification_clips
 
     with out.status(f"exporting {preset} as a stream pair to {output}/ ...") as status:
         clips, names = verification_clips(preset, videos) if verify else (None, None)

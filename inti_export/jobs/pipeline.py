@@ -83,7 +83,7 @@ class _Run:
 
 def _export(run: _Run) -> tuple[str, str]:
     from inti_export.exporter import export_preset
-    from inti_export.tools.inputs import verification_clips
+    from inti_export.jobs.inputs import verification_clips
 
     o = run.opts
     path = run.outdir / "model.onnx"
@@ -134,9 +134,9 @@ def _engine(run: _Run) -> tuple[str, str]:
 
 
 def _parity(run: _Run) -> tuple[str, str]:
+    from inti_export.checks.parity import run_parity
     from inti_export.fileio import write_json
-    from inti_export.tools.inputs import clips_for, model_for
-    from inti_export.tools.parity import run_parity
+    from inti_export.jobs.inputs import clips_for, model_for
 
     o = run.opts
     model = model_for(o.preset, None, o.checkpoint, o.clip_checkpoint)
@@ -158,7 +158,7 @@ def _parity(run: _Run) -> tuple[str, str]:
 
 def _bench(run: _Run) -> tuple[str, str]:
     from inti_export.fileio import write_json
-    from inti_export.tools.bench import run_bench
+    from inti_export.jobs.bench import run_bench
 
     o = run.opts
     runners = ("torch", "ort") + (("trt",) if run.engine is not None else ())
@@ -178,14 +178,14 @@ def check_options(outdir: Path, opts: PipelineOptions) -> PipelineOptions:
     import dataclasses
 
     from inti_export.fileio import check_output_dir
+    from inti_export.jobs.inputs import check_input_files, check_inputs_exist, check_weights, model_for
     from inti_export.models.config import get_config
-    from inti_export.tools.inputs import check_input_files, check_inputs_exist, check_weights, model_for
     from inti_export.vocab import META_PRECISION, META_PRESET, Precision, TrtRuntime, values
 
     check_output_dir(outdir, "output")
     meta = {}
     if opts.onnx is not None:
-        from inti_export.tools.inputs import onnx_metadata
+        from inti_export.jobs.inputs import onnx_metadata
 
         meta = onnx_metadata(opts.onnx, what="--onnx")
     opts = dataclasses.replace(opts, preset=opts.preset or meta.get(META_PRESET) or "inti-b16")

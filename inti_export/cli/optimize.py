@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from inti_export.tools._cli import cli_errors, console
-from inti_export.tools.optimize import Objective
+from inti_export.cli._common import cli_errors, console
+from inti_export.jobs.optimize import Objective
 from inti_export.vocab import Precision, RunnerKind, values
 
 
@@ -100,9 +100,9 @@ def optimize(
     with cli_errors():
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
+        from inti_export.cli.bench import _ints
         from inti_export.errors import IntiExportError
-        from inti_export.tools.cli_bench import _ints
-        from inti_export.tools.optimize import OptimizeOptions, check_options, run_optimize
+        from inti_export.jobs.optimize import OptimizeOptions, check_options, run_optimize
 
         if labels is not None and clips is not None:
             raise IntiExportError("--labels holds out every labelled video (one clip each): drop --clips")

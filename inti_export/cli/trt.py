@@ -10,15 +10,15 @@ from typing import Annotated
 
 import typer
 
+from inti_export.cli._common import cli_errors, console
 from inti_export.errors import EngineError
+from inti_export.jobs.engine import convert_and_build
 from inti_export.runtime.trt import (
     TRT_LOG_NAME,
     BuildConfig,
     inspect_engine,
     parse_batch_profile,
 )
-from inti_export.tools._cli import cli_errors, console
-from inti_export.tools.engine import convert_and_build
 from inti_export.vocab import TrtRuntime, Verbosity
 
 
@@ -69,7 +69,7 @@ def trt(
         if len(chosen) > 1:
             raise EngineError(f"choose one precision, not {' and '.join('--' + c for c in chosen)}")
         from inti_export.fileio import check_output_path
-        from inti_export.tools.inputs import check_inputs_exist, onnx_metadata
+        from inti_export.jobs.inputs import check_inputs_exist, onnx_metadata
 
         onnx_metadata(model, allow_foreign=allow_foreign, what="MODEL")
         check_inputs_exist(calib_data=calib_data, timing_cache=None)

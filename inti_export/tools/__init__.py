@@ -1,1 +1,0 @@
-"""inti_export.tools"""
