@@ -36,11 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from inti_export.calibration.clips import load_clips_cached, model_preprocess, shipped_videos_dir
 from inti_export.calibration.precision import QUANTIZE_OPS, convert_precision
 from inti_export.calibration.report import precision_report, to_markdown
 from inti_export.errors import CalibrationError
 from inti_export.fileio import write_atomic
+from inti_export.video.clipset import load_clips_cached
+from inti_export.video.discover import shipped_videos_dir
+from inti_export.video.preprocess import model_preprocess
 
 DEFAULT_VARIANTS = "fp16:ort,fp16:modelopt,bf16:modelopt,int8:ort,int8:modelopt,fp8:modelopt"
 log = logging.getLogger("bench_precision")

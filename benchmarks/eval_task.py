@@ -22,13 +22,15 @@ from pathlib import Path
 
 import torch
 
-from inti_export.calibration.clips import labelled_clips, load_clips, preprocess_for
 from inti_export.calibration.precision import convert_precision
 from inti_export.checks.evaluate import evaluate
 from inti_export.errors import IntiExportError, one_line
 from inti_export.exporter import export_onnx
 from inti_export.models import create_model
 from inti_export.tasks.motion import make_split
+from inti_export.video.clipset import load_clips
+from inti_export.video.labels import labelled_clips
+from inti_export.video.preprocess import preprocess_for
 
 CONVERSIONS = [  # (precision, backend, method)
     ("fp16", "ort", None), ("fp16", "modelopt", None),

@@ -244,10 +244,12 @@ def _stream_one(preset: str, name: str, device: str, stride: int, windows: int) 
 
 def check_parity(out: Path, preset: str = "inti-b16", device: str = "cuda") -> int:
     """The CUDA runners against the CPU FP32 reference on the shipped clips, gated like `parity`."""
-    from inti_export.calibration.clips import load_clips, preprocess_for, shipped_videos_dir
     from inti_export.checks.compare import TOLERANCES, compare_arrays
     from inti_export.models import create_model
     from inti_export.runtime.torch_runner import TorchRunner
+    from inti_export.video.clipset import load_clips
+    from inti_export.video.discover import shipped_videos_dir
+    from inti_export.video.preprocess import preprocess_for
     from inti_export.vocab import INPUT_NAME
 
     model = create_model(preset)
@@ -333,8 +335,10 @@ def check_parity_f64(out: Path, preset: str = "inti-b16", device: str = "cuda") 
     import numpy as np
 
     torch = _torch()
-    from inti_export.calibration.clips import load_clips, preprocess_for, shipped_videos_dir
     from inti_export.models import create_model
+    from inti_export.video.clipset import load_clips
+    from inti_export.video.discover import shipped_videos_dir
+    from inti_export.video.preprocess import preprocess_for
 
     model = create_model(preset).eval()
     video = torch.from_numpy(load_clips(shipped_videos_dir(), preprocess_for(model.cfg), clips_per_video=1).clips)

@@ -6,7 +6,7 @@
 `--fixed-average` keeps every InTI weight head's last layer at zero and frozen: each InTI layer then
 blends its token pairs 0.5/0.5 (the "averaging" baseline at the same FLOPs as InTI).
 Data: the train/val splits are generated with `inti_export.tasks.motion` into --data (real H.264
-mp4), decoded through `inti_export.calibration.clips` exactly as `eval` does.
+mp4), decoded through `inti_export.video` exactly as `eval` does.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inti_export.calibration.clips import load_clips_cached, preprocess_for
 from inti_export.models import create_model
 from inti_export.tasks.motion import CLASSES, make_split, read_labels
+from inti_export.video.clipset import load_clips_cached
+from inti_export.video.preprocess import preprocess_for
 
 N = len(CLASSES)
 # Symmetries of the task (class = 2 * axis + speed): playing backwards or mirroring keeps the class.

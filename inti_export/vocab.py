@@ -37,6 +37,12 @@ META_PRECISION = "inti.precision"
 META_CONFIG = "inti.config"
 META_CALIBRATION = "inti.calibration"
 META_BOUNDARIES = "inti.boundaries"
+# A split stream export (exporter/stream_export.py writes it, runtime/stream.py reads it; docs/stream.md).
+STEM_FILE, HEAD_FILE, PAIR_MANIFEST = "stem.onnx", "head.onnx", "stream.json"
+STEM_INPUT, STEM_OUTPUT, HEAD_INPUT = "frames", "stem", "stems"
+META_PART = "inti.stream.part"  # "stem" or "head"
+META_CUT = "inti.stream.cut_before_block"  # 0-based block index where the head starts
+META_STEM_SHA = "inti.stream.stem_sha256"  # in head.onnx: the sha256 of the stem it was exported with
 
 
 def read_metadata(onnx_path: str | os.PathLike) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def tiny_video():
 
 @pytest.fixture(scope="session")
 def shipped_videos():
-    from inti_export.calibration.clips import shipped_videos_dir
+    from inti_export.video.discover import shipped_videos_dir
 
     return shipped_videos_dir()
 
@@ -34,7 +34,8 @@ def shipped_videos():
 @pytest.fixture(scope="session")
 def tiny_clips(tiny_model, shipped_videos):
     """Real frames: 4 clips of the shipped mp4s at test-tiny's size, (4, 8, 3, 32, 32)."""
-    from inti_export.calibration.clips import load_clips, preprocess_for
+    from inti_export.video.clipset import load_clips
+    from inti_export.video.preprocess import preprocess_for
 
     return load_clips(shipped_videos, preprocess_for(tiny_model.cfg))
 
@@ -115,9 +116,9 @@ def task_calib_videos(tmp_path_factory):
 @pytest.fixture(scope="session")
 def task_onnx(tmp_path_factory, task_checkpoint, task_split):
     """task-inti with the shipped checkpoint, exported once per session."""
-    from inti_export.calibration.clips import labelled_clips
     from inti_export.exporter import export_onnx
     from inti_export.models import create_model
+    from inti_export.video.labels import labelled_clips
 
     model = create_model("task-inti", checkpoint=str(task_checkpoint))
     clips, _, _ = labelled_clips(model.cfg, task_split, task_split / "labels.csv")

@@ -29,17 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from inti_export.calibration.clips import (  # noqa: F401 - re-exported: the calibration data API
-    DEFAULT_CLIPS,
-    CalibrationData,
-    check_held_out,
-    labelled_clips,
-    labelled_videos,
-    load_calibration_data,
-    model_preprocess,
-)
+from inti_export.calibration.data import CalibrationData, load_calibration_data
 from inti_export.errors import CalibrationError, IntiExportError, one_line
 from inti_export.fileio import atomic_output, check_output_path
+from inti_export.video.labels import check_held_out, labelled_clips, labelled_videos
+from inti_export.video.preprocess import model_preprocess
 from inti_export.vocab import (
     INPUT_NAME,
     META_CALIBRATION,

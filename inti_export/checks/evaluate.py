@@ -1,7 +1,7 @@
 """Accuracy against labels: top-1/top-5 of the PyTorch model and of its ONNX or engine artifacts.
 
-Videos are decoded through `inti_export.calibration.clips` (one clip per video, as parity does);
-labels come from a `video,label` CSV (`inti_export.calibration.clips.labelled_clips`, docs/task.md).
+Videos are decoded through `inti_export.video` (one clip per video, as parity does);
+labels come from a `video,label` CSV (`inti_export.video.labels.labelled_clips`, docs/task.md).
 """
 
 from __future__ import annotations

@@ -65,11 +65,11 @@ def eval_command(
     """Top-1/top-5 accuracy against labels for the PyTorch model and its ONNX/engine; exit 1 if the gate fails."""
     out = console()
     with cli_errors():
-        from inti_export.calibration.clips import labelled_clips
         from inti_export.checks.evaluate import evaluate
         from inti_export.fileio import check_output_path, write_json
         from inti_export.jobs.inputs import check_input_files, check_inputs_exist, model_for, onnx_metadata
         from inti_export.models.config import get_config
+        from inti_export.video.labels import labelled_clips
 
         labels = labels if labels is not None else videos / "labels.csv"
         for name, value in (("--expect-top1", expect_top1), ("--max-drop", max_drop)):

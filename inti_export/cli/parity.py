@@ -83,7 +83,6 @@ def parity(
     """Compare PyTorch, ONNX Runtime and TensorRT on the same clips; exit 1 if any is out of tolerance."""
     out = console()
     with cli_errors():
-        from inti_export.calibration.clips import labelled_clips, labelled_videos, shipped_videos_dir
         from inti_export.checks.parity import run_parity
         from inti_export.fileio import check_output_path, write_json
         from inti_export.jobs.inputs import (
@@ -96,6 +95,8 @@ def parity(
             model_for,
         )
         from inti_export.models.config import get_config
+        from inti_export.video.discover import shipped_videos_dir
+        from inti_export.video.labels import labelled_clips, labelled_videos
 
         if onnx is None and engine is None:
             raise IntiExportError("nothing to compare: give --onnx and/or --engine")

@@ -1,8 +1,8 @@
-"""Decode a video's clips in one streaming pass, with calibration's decoding and preprocessing.
+"""Decode a video's clips in one streaming pass, with video/'s decoding and preprocessing.
 
-Frames come from the same PyAV calls and open_clip eval transform as `calibration.clips`
-(`_open`, `_count_frames`, `Preprocess.transform`, `sample_indices`), so a clip here equals the
-clip parity loads for the same segment. Unlike `clips.load_clip`, frames are transformed as they
+Frames come from the same PyAV calls and open_clip eval transform as `video.decode`
+(`open_video`, `count_frames`, `Preprocess.transform`, `sample_indices`), so a clip here equals the
+clip parity loads for the same segment. Unlike `video.decode.load_clip`, frames are transformed as they
 are decoded and dropped once no pending clip needs them, so a long video with thousands of
 sliding windows holds only a window's frames in memory, and clips leave in chunks.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from inti_export.calibration import clips as _clips
-from inti_export.calibration.clips import Preprocess
 from inti_export.corpus.sampling import Sampling, Segment
 from inti_export.errors import VideoError
+from inti_export.video.decode import count_frames, open_video
+from inti_export.video.preprocess import Preprocess
 
 
 class _Truncated(Exception):
@@ -35,8 +35,8 @@ def _transform(pre: Preprocess):
 
 def probe(path: Path) -> tuple[int, float]:
     """(frames, frames per second) of the first video stream."""
-    num_frames = _clips._count_frames(path)
-    with _clips._open(path) as container:
+    num_frames = count_frames(path)
+    with open_video(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
     if not rate or float(rate) <= 0:
@@ -57,7 +57,7 @@ def _stream(
     cache: dict[int, np.ndarray] = {}  # frame index -> (3, H, W)
     ready: list[tuple[Segment, np.ndarray]] = []
     count = 0
-    with _clips._open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:

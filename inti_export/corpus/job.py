@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inti_export.calibration.clips import Preprocess
 from inti_export.corpus.lock import output_lock
 from inti_export.corpus.model import ModelSource
 from inti_export.corpus.names import shown
@@ -19,6 +18,7 @@ from inti_export.corpus.output import ErrorLog, check_manifest, done_videos, mig
 from inti_export.corpus.sampling import Sampling
 from inti_export.errors import IntiExportError
 from inti_export.fileio import check_output_dir
+from inti_export.video.preprocess import Preprocess
 
 logger = logging.getLogger(__name__)
 

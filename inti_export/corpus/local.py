@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from inti_export.calibration.clips import Preprocess
 from inti_export.corpus.job import EmbedJob, EmbedProgress, EmbedReport, Prepared, make_report, prepared
 from inti_export.corpus.names import shown
 from inti_export.corpus.output import make_table, new_run_id, write_part
 from inti_export.corpus.sampling import Sampling
 from inti_export.errors import IntiExportError, VideoError, one_line
+from inti_export.video.preprocess import Preprocess
 from inti_export.vocab import INPUT_NAME
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from inti_export.calibration.clips import Preprocess
 from inti_export.corpus.names import is_utf8, shown
 from inti_export.errors import IntiExportError
+from inti_export.video.preprocess import Preprocess
 from inti_export.vocab import META_FRAMES, META_IMAGE_SIZE, META_MEAN, META_STD, RunnerKind
 
 ENGINE_SUFFIXES = (".engine", ".plan")
@@ -95,7 +95,7 @@ class ModelSource:
 
     def preprocess(self) -> Preprocess:
         """Frames, image size and normalisation the model expects."""
-        from inti_export.calibration.clips import preprocess_for
+        from inti_export.video.preprocess import preprocess_for
 
         if self.preset is not None:
             from inti_export.models.config import get_config

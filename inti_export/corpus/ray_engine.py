@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from inti_export.calibration.clips import Preprocess
 from inti_export.corpus.job import EmbedJob, EmbedReport, Prepared, make_report, prepared
 from inti_export.corpus.model import ModelSource
 from inti_export.corpus.names import is_utf8, shown
 from inti_export.corpus.output import commit_parts, make_table, new_run_id
 from inti_export.corpus.sampling import Sampling
 from inti_export.errors import IntiExportError, RuntimeUnavailableError, VideoError, one_line
+from inti_export.video.preprocess import Preprocess
 from inti_export.vocab import INPUT_NAME
 
 logger = logging.getLogger(__name__)

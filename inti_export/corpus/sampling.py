@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from inti_export.calibration.clips import sample_indices
 from inti_export.errors import IntiExportError, VideoError
+from inti_export.video.decode import sample_indices
 
 
 @dataclass(frozen=True)

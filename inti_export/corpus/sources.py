@@ -7,9 +7,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from inti_export.calibration.clips import VIDEO_EXTENSIONS
 from inti_export.corpus.names import shown
 from inti_export.errors import VideoError
+from inti_export.video.discover import VIDEO_EXTENSIONS
 
 LIST_SUFFIXES = (".txt", ".lst")  # a file with one of these suffixes holds one video path per line
 

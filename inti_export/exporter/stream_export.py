@@ -35,7 +35,7 @@ from inti_export.exporter.onnx_export import (
 )
 from inti_export.fileio import atomic_output, sha256_file, write_json
 from inti_export.models.video_vit import InTIVideoModel
-from inti_export.runtime.stream import (
+from inti_export.vocab import (
     HEAD_FILE,
     HEAD_INPUT,
     META_CUT,
@@ -45,8 +45,8 @@ from inti_export.runtime.stream import (
     STEM_FILE,
     STEM_INPUT,
     STEM_OUTPUT,
+    package_versions,
 )
-from inti_export.vocab import package_versions
 
 logger = logging.getLogger(__name__)
 

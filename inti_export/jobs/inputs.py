@@ -133,7 +133,9 @@ def clips_for(
     cfg: ModelConfig, videos: Path | None = None, random_count: int | None = None, count: int = 4, seed: int = 0
 ) -> tuple[np.ndarray, list[str]]:
     """(clips (K, T, 3, H, W), names): `random_count` seeded random clips, else real clips from `videos`."""
-    from inti_export.calibration.clips import load_clips_cached, preprocess_for, shipped_videos_dir
+    from inti_export.video.clipset import load_clips_cached
+    from inti_export.video.discover import shipped_videos_dir
+    from inti_export.video.preprocess import preprocess_for
 
     if random_count:
         g = np.random.default_rng(seed)

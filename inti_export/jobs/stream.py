@@ -113,9 +113,9 @@ def make_stem_head(cfg: StreamConfig):
 
 def run_stream(cfg: StreamConfig, out: TextIO, on_window: Callable[[StreamSummary], None] | None = None) -> StreamSummary:
     """Stream `cfg.source` through the model; JSON lines to `out`; the summary at the end."""
-    from inti_export.calibration.clips import Preprocess
     from inti_export.runtime.stream import StreamSession
     from inti_export.video.live import FrameReader, parse_source
+    from inti_export.video.preprocess import Preprocess
 
     cfg.check()
     source = parse_source(cfg.source)

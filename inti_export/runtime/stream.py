@@ -15,20 +15,23 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from inti_export.errors import InputShapeError, IntiExportError, one_line
-
-# File names and metadata keys of a split export (exporter/stream_export.py writes them).
-STEM_FILE, HEAD_FILE, PAIR_MANIFEST = "stem.onnx", "head.onnx", "stream.json"
-STEM_INPUT, STEM_OUTPUT, HEAD_INPUT = "frames", "stem", "stems"
-META_PART = "inti.stream.part"  # "stem" or "head"
-META_CUT = "inti.stream.cut_before_block"  # 0-based block index where the head starts
-META_STEM_SHA = "inti.stream.stem_sha256"  # in head.onnx: the sha256 of the stem it was exported with
+from inti_export.video.live import Frame
+from inti_export.vocab import (
+    HEAD_FILE,
+    HEAD_INPUT,
+    META_PART,
+    META_STEM_SHA,
+    STEM_FILE,
+    STEM_INPUT,
+    STEM_OUTPUT,
+)
 
 
 class StemHead(Protocol):
@@ -137,16 +140,6 @@ class OrtStemHead:
 
     def head(self, stems: np.ndarray) -> np.ndarray:  # (B, T, N, D) -> (B, out)
         return self._head.infer({HEAD_INPUT: stems})[self.output_name]
-
-
-@dataclass
-class Frame:
-    """A sampled frame: its index among sampled frames, pts (s), arrival (perf_counter s), data (3, H, W)."""
-
-    index: int
-    data: np.ndarray
-    pts: float | None = None
-    arrival: float = field(default_factory=time.perf_counter)
 
 
 @dataclass

@@ -122,7 +122,8 @@ def _feed_for(config: dict[str, Any], video: Path) -> dict[str, np.ndarray]:
     (inp,) = config["input"]
     if inp["data_type"] == "TYPE_STRING":
         return {inp["name"]: np.array([[video.read_bytes()]], dtype=object)}  # (1, 1)
-    from inti_export.calibration.clips import Preprocess, load_clip
+    from inti_export.video.decode import load_clip
+    from inti_export.video.preprocess import Preprocess
 
     params = {k: v.get("string_value") for k, v in config.get("parameters", {}).items()}
     if "preprocess" not in params:

@@ -95,8 +95,8 @@ class EmbeddingModel:
 
 def decode_video_bytes(data: bytes, pre) -> np.ndarray:
     """One clip (T, 3, H, W) float32 from an encoded video's bytes, by the shared clip code (`load_clip`)."""
-    from inti_export.calibration.clips import load_clip
     from inti_export.errors import VideoError
+    from inti_export.video.decode import load_clip
 
     if not data:
         raise VideoError("video bytes are empty: send the encoded file's contents")
@@ -116,7 +116,7 @@ class VideoModel:
     """Encoded video bytes (b, 1) TYPE_STRING in, clips (b, T, 3, H, W) float32 out."""
 
     def initialize(self, args) -> None:
-        from inti_export.calibration.clips import Preprocess
+        from inti_export.video.preprocess import Preprocess
 
         _, params = _parameters(args)
         self.pre = Preprocess(**json.loads(params["preprocess"]))
@@ -124,8 +124,8 @@ class VideoModel:
 
     def _warm_up(self) -> None:
         """Decode the smallest shipped video once, so the first request does not pay for imports."""
-        from inti_export.calibration.clips import find_videos, shipped_videos_dir
         from inti_export.errors import VideoError
+        from inti_export.video.discover import find_videos, shipped_videos_dir
 
         try:
             videos = sorted(find_videos(shipped_videos_dir()), key=lambda p: p.stat().st_size)

@@ -181,8 +181,10 @@ def _labels(artifact: Artifact, config: RepoConfig) -> list[str] | None:
 
 def _warmup_clip(artifact: Artifact) -> tuple[str, np.ndarray] | None:
     """(video file, clip (T, 3, H, W)) from the smallest shipped video that decodes, or None."""
-    from inti_export.calibration.clips import Preprocess, find_videos, load_clip, shipped_videos_dir
     from inti_export.errors import VideoError
+    from inti_export.video.decode import load_clip
+    from inti_export.video.discover import find_videos, shipped_videos_dir
+    from inti_export.video.preprocess import Preprocess
 
     pre = Preprocess(**artifact.preprocess)
     for path in sorted(find_videos(shipped_videos_dir()), key=lambda p: p.stat().st_size):

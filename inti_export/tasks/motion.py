@@ -4,7 +4,7 @@ Every frame on its own is a sharp view of a random wrapping scene, so a single f
 the class: only how the frames differ can. The pan goes either way along its axis, so the class
 does not depend on the order of frames (docs/task.md explains the choice). Videos are encoded as
 real H.264 mp4 with PyAV, so evaluation runs the same decode path as parity
-(`inti_export.calibration.clips`). Everything derives from a seed.
+(`inti_export.video`). Everything derives from a seed.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from inti_export.errors import VideoError, one_line
+from inti_export.errors import VideoError
 from inti_export.fileio import atomic_output, check_output_dir, check_output_path
+from inti_export.video import labels as video_labels
 
 # The camera pans over a wrapping scene: still, horizontally, vertically or diagonally (either way).
 CLASSES = ("still", "horizontal", "vertical", "diagonal")
@@ -123,39 +124,5 @@ def make_split(
 
 
 def read_labels(path: str | os.PathLike) -> dict[str, int]:
-    """`video,label` CSV (UTF-8, a byte-order mark allowed; header row; label an integer class index or a
-    name in CLASSES; each video once) -> {video: index}. The one labels reader of every command (docs/task.md)."""
-    path = Path(path)
-    if path.is_dir():
-        raise VideoError(f"labels file {path} is a directory; pass a CSV with header `video,label`")
-    if not path.is_file():
-        raise VideoError(f"labels file {path} does not exist; pass a CSV with header `video,label`")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            rows = [(reader.line_num, {str(k).strip(): v for k, v in row.items()}) for row in reader]
-            header = reader.fieldnames or []
-    except UnicodeDecodeError as e:
-        raise VideoError(f"cannot read labels file {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset"
-                         f" {e.start}); save it as UTF-8") from e
-    except (OSError, csv.Error) as e:
-        raise VideoError(f"cannot read labels file {path}: {one_line(e)}; pass a CSV with header `video,label`") from e
-    if rows and not {"video", "label"} <= {str(h).strip() for h in header}:
-        raise VideoError(f"{path} line 1: needs columns `video` and `label` (header `video,label`), got {header}")
-    out: dict[str, int] = {}
-    where: dict[str, int] = {}
-    for n, row in rows:
-        video, label = (row.get("video") or "").strip(), (row.get("label") or "").strip()
-        if not video or not label:
-            raise VideoError(f"{path} line {n}: needs columns `video` and `label` (header `video,label`), got {row}")
-        if video in out:
-            raise VideoError(f"{path} line {n}: {video} already labelled {out[video]} on line {where[video]}: keep"
-                             " one row per video")
-        try:
-            out[video] = int(label) if label not in CLASSES else CLASSES.index(label)
-        except ValueError:
-            raise VideoError(f"{path} line {n}: label {label!r} is neither an integer nor one of {CLASSES}") from None
-        where[video] = n
-    if not out:
-        raise VideoError(f"labels file {path} has no rows; add `video,label` lines")
-    return out
+    """`video_labels.read_labels` with this task's class names allowed as labels."""
+    return video_labels.read_labels(path, CLASSES)

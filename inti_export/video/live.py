@@ -3,7 +3,7 @@
 SOURCE is a video file, an `http(s)://`, `rtsp://`, `udp://`, `tcp://` (or other FFmpeg protocol) URL, or
 a lavfi graph (`lavfi:testsrc2=size=64x64:rate=25`, or the bare graph when no such file exists). The
 decoder thread keeps every `sample_every`-th frame, numbers it among sampled frames and queues its RGB
-image; the consumer preprocesses it (open_clip's eval transform, `calibration.clips.Preprocess`). When the
+image; the consumer preprocesses it (open_clip's eval transform, `video.preprocess.Preprocess`). When the
 queue is full, `drop="latest"` discards the oldest queued frame (the decoder never blocks: a live source),
 `drop="none"` waits (back-pressure: a file is read whole). A dropped frame leaves a gap in the indices,
 which `runtime.stream.StreamSession` never spans.
@@ -16,12 +16,14 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from inti_export.calibration.clips import Preprocess
+import numpy as np
+
 from inti_export.errors import IntiExportError, VideoError, one_line
-from inti_export.runtime.stream import Frame
+from inti_export.video.decode import open_video
+from inti_export.video.preprocess import Preprocess
 from inti_export.vocab import DropPolicy, values
 
 logger = logging.getLogger(__name__)
@@ -60,21 +62,18 @@ def parse_source(text: str) -> Source:
 
 def open_container(source: Source, timeout_s: float = DEFAULT_TIMEOUT_S):
     """The opened PyAV container (first video stream checked); one-line VideoError within about `timeout_s`."""
-    import av
+    return open_video(source.url, fmt="lavfi" if source.kind == "lavfi" else None,
+                      timeout_s=timeout_s if source.kind == "url" else None, label=source.text)
 
-    kwargs = {"format": "lavfi"} if source.kind == "lavfi" else {}
-    if source.kind == "url":
-        kwargs["timeout"] = (timeout_s, timeout_s)  # (open, read), seconds
-    try:
-        container = av.open(source.url, **kwargs)
-    except av.ExitError as e:
-        raise VideoError(f"cannot open {source.text}: no answer within {timeout_s:g} s; check the address and the sender") from e
-    except (av.FFmpegError, OSError) as e:
-        raise VideoError(f"cannot open {source.text}: {one_line(e)}; check the address or path") from e
-    if not container.streams.video:
-        container.close()
-        raise VideoError(f"{source.text} has no video stream; pass a source with video")
-    return container
+
+@dataclass
+class Frame:
+    """A sampled frame: its index among sampled frames, pts (s), arrival (perf_counter s), data (3, H, W)."""
+
+    index: int
+    data: np.ndarray
+    pts: float | None = None
+    arrival: float = field(default_factory=time.perf_counter)
 
 
 @dataclass

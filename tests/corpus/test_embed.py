@@ -34,7 +34,9 @@ def test_shipped_clips_match_the_parity_path(tmp_path, tiny_model, tiny_onnx, sh
     """Every clip embedded by `embed` (ORT) equals PyTorch on the clip calibration loads for that segment."""
     import torch
 
-    from inti_export.calibration.clips import find_videos, load_clips, preprocess_for
+    from inti_export.video.clipset import load_clips
+    from inti_export.video.discover import find_videos
+    from inti_export.video.preprocess import preprocess_for
 
     job = make_job([shipped_videos], ModelSource(artifact=Path(tiny_onnx.onnx_path)), tmp_path / "out",
                    Sampling(clips_per_video=3), batch=4, decode_workers=1)

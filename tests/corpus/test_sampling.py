@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from inti_export.calibration.clips import sample_indices
 from inti_export.corpus import Sampling, expand_sources
 from inti_export.errors import IntiExportError, VideoError
+from inti_export.video.decode import sample_indices
 
 
 def test_segments_are_calibrations_clips_with_their_times():

@@ -45,7 +45,8 @@ def task_videos(task_split):
 
 @pytest.fixture(scope="module")
 def task_clips(trained, task_videos):
-    from inti_export.calibration.clips import load_clips, preprocess_for
+    from inti_export.video.clipset import load_clips
+    from inti_export.video.preprocess import preprocess_for
 
     clips = load_clips(task_videos, preprocess_for(trained.cfg))
     return [name.split("#")[0] for name in clips.names], clips.clips  # (8, T, 3, H, W)

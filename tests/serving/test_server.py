@@ -28,10 +28,11 @@ if _MISSING:
 import tritonclient.http as http  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from inti_export.calibration.clips import find_videos, load_clips  # noqa: E402
 from inti_export.metrics import cosine_per_sample  # noqa: E402
 from inti_export.runtime.ort_runner import OrtRunner  # noqa: E402
 from inti_export.serving.server import ServerError, TritonServer  # noqa: E402
+from inti_export.video.clipset import load_clips  # noqa: E402
+from inti_export.video.discover import find_videos  # noqa: E402
 
 MODEL, VIDEO, ENSEMBLE = "test-tiny", "test-tiny_video", "test-tiny_ensemble"
 
@@ -39,7 +40,7 @@ MODEL, VIDEO, ENSEMBLE = "test-tiny", "test-tiny_video", "test-tiny_ensemble"
 @pytest.fixture(scope="module")
 def reference(tiny_onnx, tiny_model, shipped_videos):
     """{video name: embedding} from the in-process ONNX Runtime runner on parity's clips."""
-    from inti_export.calibration.clips import preprocess_for
+    from inti_export.video.preprocess import preprocess_for
 
     clips = load_clips(shipped_videos, preprocess_for(tiny_model.cfg))
     with OrtRunner(tiny_onnx.onnx_path) as runner:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from inti_export.calibration.clips import preprocess_for
 from inti_export.runtime.stream import StreamSession, TorchStemHead
 from inti_export.video.live import FrameReader, parse_source
+from inti_export.video.preprocess import preprocess_for
 
 
 def test_drop_latest_counts_drops_and_gaps(tiny_model):

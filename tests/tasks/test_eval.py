@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from inti_export.calibration.clips import labelled_clips
 from inti_export.checks.evaluate import evaluate
 from inti_export.cli import app
 from inti_export.cli.eval import gate_failures
 from inti_export.errors import VideoError
 from inti_export.metrics import topk_accuracy
 from inti_export.tasks.motion import CLASSES, make_split, read_labels
+from inti_export.video.labels import labelled_clips
 
 
 def _shipped(name: str):
@@ -97,8 +97,9 @@ def test_onnx_accuracy_matches_pytorch(trained, test_clips, task_onnx):
 @pytest.mark.slow
 def test_int8_loses_at_most_one_point(tmp_path, trained, test_clips, task_onnx):
     """ORT quantize_static (QDQ, max calibration on 32 train-split clips) on the trained model."""
-    from inti_export.calibration.clips import load_clips, preprocess_for
     from inti_export.calibration.precision import convert_precision
+    from inti_export.video.clipset import load_clips
+    from inti_export.video.preprocess import preprocess_for
 
     clips, labels, _ = test_clips
     (tmp_path / "calib").mkdir()

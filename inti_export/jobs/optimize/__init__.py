@@ -271,8 +271,8 @@ def check_options(out: Path, opts: OptimizeOptions) -> None:
 
 def _check_labels(opts: OptimizeOptions, meta: dict[str, Any] | None) -> None:
     """The labels name videos beside them, fit the model's classes, and none of them is a calibration video."""
-    from inti_export.calibration.clips import check_held_out, labelled_videos
     from inti_export.jobs.inputs import config_for
+    from inti_export.video.labels import check_held_out, labelled_videos
 
     check_held_out(labelled_videos(config_for(opts.preset, meta), Path(opts.labels).parent, opts.labels), opts.videos)
 
@@ -388,13 +388,10 @@ def split_clips(cfg, videos: Path | None, heldout: int, calibration: int, labels
     held-out clips are the labelled videos beside the CSV (one clip each, `heldout` unused) and every
     video of `videos` calibrates (`check_options` refused a labelled one among them).
     """
-    from inti_export.calibration.clips import (
-        find_videos,
-        labelled_clips,
-        load_clips_cached,
-        preprocess_for,
-        shipped_videos_dir,
-    )
+    from inti_export.video.clipset import load_clips_cached
+    from inti_export.video.discover import find_videos, shipped_videos_dir
+    from inti_export.video.labels import labelled_clips
+    from inti_export.video.preprocess import preprocess_for
 
     directory = Path(videos) if videos is not None else shipped_videos_dir()
     files = [directory] if directory.is_file() else find_videos(directory)

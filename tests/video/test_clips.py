@@ -11,18 +11,11 @@ import pytest
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.transform import image_transform
 
-from inti_export.calibration.clips import (
-    ClipSet,
-    Preprocess,
-    find_videos,
-    load_clip,
-    load_clips,
-    load_clips_cached,
-    load_npz,
-    sample_indices,
-    shipped_videos_dir,
-)
 from inti_export.errors import CalibrationError, VideoError
+from inti_export.video.clipset import ClipSet, load_clips, load_clips_cached, load_npz
+from inti_export.video.decode import load_clip, sample_indices
+from inti_export.video.discover import find_videos, shipped_videos_dir
+from inti_export.video.preprocess import Preprocess
 
 SHIPPED = ["bigbuckbunny.mp4", "bikes.mp4", "carphone_distorted.mp4", "carphone_pristine.mp4"]
 SMALL = Preprocess(frames=8, image_size=32, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
@@ -150,7 +143,7 @@ def test_bad_videos_skipped_and_named(videos, tmp_path, caplog):
     (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 3])
     shutil.copy(videos / "carphone_distorted.mp4", tmp_path / "good.mp4")
 
-    with caplog.at_level(logging.WARNING, logger="inti_export.calibration.clips"):
+    with caplog.at_level(logging.WARNING, logger="inti_export.video"):
         result = load_clips(tmp_path, SMALL)
     assert result.names == ["good.mp4#0"]
     assert [name for name, _ in result.skipped] == ["bad.mp4", "truncated.mp4"]
@@ -175,7 +168,7 @@ def test_truncated_mid_stream_never_crashes(videos, tmp_path, caplog):
     half = tmp_path / "half.mp4"
     half.write_bytes(data[: len(data) // 2])
 
-    with caplog.at_level(logging.WARNING, logger="inti_export.calibration.clips"):
+    with caplog.at_level(logging.WARNING, logger="inti_export.video"):
         result = load_clips([half, whole], SMALL)
     assert "half.mp4" in caplog.text
     assert "whole.mp4#0" in result.names
