@@ -136,6 +136,45 @@ class StreamRunner(str, enum.Enum):
     torch = "torch"
 
 
+class Device(str, enum.Enum):
+    """Where the PyTorch runners run."""
+
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class TorchPrecision(str, enum.Enum):
+    """What the PyTorch runners cast to (ONNX and engines carry their precision in the graph)."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class ServingBackend(str, enum.Enum):
+    """Which Triton backend serves the model (serving/)."""
+
+    python = "python"
+    onnxruntime = "onnxruntime"
+    tensorrt = "tensorrt"
+
+
+class InstanceKind(str, enum.Enum):
+    """Where Triton places a model's instances."""
+
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Status(str, enum.Enum):
+    """The one status word of every report row: bench, parity, eval, optimize, pipeline (docs/reports.md)."""
+
+    ok = "ok"  # made, run, measured, passed
+    failed = "failed"  # it ran and failed (a gate, an error); the row says why
+    skipped = "skipped"  # not attempted: this machine lacks what it needs, or the user supplied it; why given
+    not_run = "not run"  # made, but this machine cannot run it (e.g. an engine without its GPU); why given
+
+
 class Verbosity(str, enum.Enum):
     """TensorRT log messages to show."""
 
