@@ -16,6 +16,24 @@ import numpy as np
 from inti_export.errors import InputShapeError, IntiExportError
 
 
+def infer_clips(runner: Runner, clips: np.ndarray, batch: int, output: str | None = None,
+                dtype: type = np.float32) -> np.ndarray:
+    """Run `clips` (K, T, 3, H, W) through an active runner `batch` at a time -> one output (K, ...).
+
+    `output` names the output (default: the first); a runner without it is a one-line error.
+    """
+    from inti_export.errors import ParityError
+    from inti_export.vocab import INPUT_NAME
+
+    outs = []
+    for i in range(0, len(clips), batch):
+        res = runner.infer({INPUT_NAME: np.ascontiguousarray(clips[i : i + batch], dtype=np.float32)})
+        if output is not None and output not in res:
+            raise ParityError(f"{runner.name} returned outputs {sorted(res)}, not {output!r}: the artifact is not this model")
+        outs.append(np.asarray(res[output] if output is not None else next(iter(res.values())), dtype=dtype))
+    return np.concatenate(outs)
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """A named input or output; `None` in `shape` marks a dynamic axis (the batch)."""
