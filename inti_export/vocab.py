@@ -175,6 +175,13 @@ class Status(str, enum.Enum):
     not_run = "not run"  # made, but this machine cannot run it (e.g. an engine without its GPU); why given
 
 
+class Objective(str, enum.Enum):
+    """`optimize`: maximise clips/s (under --max-latency-ms when given) or minimise p50 latency."""
+
+    throughput = "throughput"
+    latency = "latency"
+
+
 class Verbosity(str, enum.Enum):
     """TensorRT log messages to show."""
 
