@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inti_export.calibration.precision import QUANTIZE_OPS, convert_precision
+from inti_export.calibration.backends import QUANTIZE_OPS
+from inti_export.calibration.precision import convert_precision
 from inti_export.calibration.report import precision_report, to_markdown
 from inti_export.errors import CalibrationError
 from inti_export.fileio import write_atomic

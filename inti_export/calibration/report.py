@@ -32,7 +32,7 @@ import numpy as np
 
 from inti_export.errors import CalibrationError, one_line
 from inti_export.fileio import check_output_path, write_atomic
-from inti_export.metrics import cosine_per_sample, topk_accuracy
+from inti_export.metrics import cosine_per_sample, head_logits, topk_accuracy, topk_indices
 from inti_export.vocab import INPUT_NAME, META_CALIBRATION, META_OUTPUTS, META_PRECISION, META_PRESET, Precision
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,9 @@ def _session(path: str | os.PathLike, mode):
     )
 
 
-def _run(path, clips: np.ndarray, runs: int, mode="as-executed") -> tuple[np.ndarray, list[float]]:
-    """Outputs for every clip (batch 1) and `runs` timed batch-1 runs after one warm-up, in ms."""
+def run_cpu(path, clips: np.ndarray, runs: int, mode="as-executed") -> tuple[np.ndarray, list[float]]:
+    """ORT CPU outputs for every clip (batch 1), float64 (K, ...), and `runs` timed batch-1 runs after
+    one warm-up, in ms."""
     sess = _session(path, mode)
     outputs = np.concatenate([sess.run(None, {INPUT_NAME: clips[i : i + 1]})[0] for i in range(len(clips))])
     x = clips[:1]
@@ -72,16 +73,6 @@ def _run(path, clips: np.ndarray, runs: int, mode="as-executed") -> tuple[np.nda
         sess.run(None, {INPUT_NAME: x})
         times.append((time.perf_counter() - start) * 1e3)
     return outputs.astype(np.float64), times
-
-
-def _topk(logits: np.ndarray, k: int) -> np.ndarray:
-    return np.argsort(-logits, axis=1, kind="stable")[:, :k]
-
-
-def _logits(outputs: np.ndarray, head: np.ndarray | None) -> np.ndarray:
-    if head is None:  # the model ends in its own classifier
-        return outputs
-    return (outputs / (np.linalg.norm(outputs, axis=1, keepdims=True) + 1e-30)) @ head
 
 
 def precision_report(
@@ -112,7 +103,7 @@ def precision_report(
     if runs < 1:
         raise CalibrationError(f"runs={runs} must be at least 1")
     meta = read_metadata(fp32_onnx)
-    ref, ref_times = _run(fp32_onnx, clips, runs)
+    ref, ref_times = run_cpu(fp32_onnx, clips, runs)
     is_logits = any(o.get("name") == "logits" for o in meta.get(META_OUTPUTS, []))
     if labels is not None:
         labels = np.asarray(labels, dtype=np.int64)
@@ -123,13 +114,13 @@ def precision_report(
             raise CalibrationError(f"{labels.shape[0] if labels.ndim else 0} labels for {len(clips)} clips;"
                                    " they must pair up")
     head = None if is_logits else random_head(ref.shape[1], num_classes, seed)
-    ref_top5 = _topk(_logits(ref, head), 5)
+    ref_top5 = topk_indices(head_logits(ref, head), 5)
     ref_label_top1 = topk_accuracy(ref, labels, 1) if labels is not None else None
     cpu = cpu_int8_support()
 
     def compare(out: np.ndarray) -> dict[str, float]:
         cos = cosine_per_sample(out, ref)
-        top5 = _topk(_logits(out, head), 5)
+        top5 = topk_indices(head_logits(out, head), 5)
         overlap = [len(set(a) & set(b)) / 5 for a, b in zip(top5, ref_top5, strict=True)]
         row = {
             "cosine_mean": float(cos.mean()),
@@ -154,10 +145,10 @@ def precision_report(
         try:
             mode = resolve_mode(path)
             if mode is OrtMode.as_quantized:  # accuracy as quantized, latency as ORT CPU executes it
-                out, _ = _run(path, clips, 0, mode)
-                executed, times = _run(path, clips, runs, OrtMode.as_executed)
+                out, _ = run_cpu(path, clips, 0, mode)
+                executed, times = run_cpu(path, clips, runs, OrtMode.as_executed)
             else:
-                out, times = _run(path, clips, runs, mode)
+                out, times = run_cpu(path, clips, runs, mode)
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types (NOT_IMPLEMENTED, ...)
             row.update(runnable=False, note=f"{NOT_RUNNABLE}: {one_line(e, 200)}")
             if _precision_of(path) == Precision.bf16.value:
@@ -217,10 +208,11 @@ def emulate_bf16(bf16_onnx: str | os.PathLike, out_path: str | os.PathLike) -> P
     """
     from onnx import TensorProto
 
-    return _emulate(bf16_onnx, out_path, TensorProto.BFLOAT16)
+    return emulate_rounding(bf16_onnx, out_path, TensorProto.BFLOAT16)
 
 
-def _emulate(src: str | os.PathLike, out_path: str | os.PathLike, low: int) -> Path:
+def emulate_rounding(src: str | os.PathLike, out_path: str | os.PathLike, low: int) -> Path:
+    """`src` as an FP32 graph that rounds every tensor of ONNX type `low` (BFLOAT16, FLOAT16) like it."""
     import onnx
     import onnx.inliner
     from onnx import TensorProto, helper, numpy_helper
@@ -285,7 +277,7 @@ def _emulated_bf16(path, clips: np.ndarray, compare) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="inti-bf16-emulated-") as tmp:
         try:
             emulated = emulate_bf16(path, Path(tmp) / "emulated.onnx")
-            out, _ = _run(emulated, clips, runs=0)
+            out, _ = run_cpu(emulated, clips, runs=0)
         except Exception as e:  # noqa: BLE001 - report, never crash the whole report
             return {"note": f"BF16 emulation failed: {one_line(e, 200)}"}
     return {"how": "FP32 compute, BF16 rounding of every BF16 tensor (emulate_bf16)", **compare(out)}

@@ -11,7 +11,7 @@ from inti_export.cli._common import cli_errors, console
 from inti_export.vocab import CalibrationBackend, CalibrationMethod, Precision
 
 
-def calibrate(
+def calibrate_command(
     model: Annotated[Path, typer.Argument(help="FP32 ONNX written by `inti-export onnx`.", dir_okay=False)],
     precision: Annotated[Precision, typer.Option("--precision", "-p", help="Target precision (not fp32).")],
     output: Annotated[
@@ -53,10 +53,10 @@ def calibrate(
     """Cast to FP16/BF16 with FP32 islands, or quantize to INT8/FP8 with Q/DQ from real clips."""
     out = console()
     with cli_errors():
-        from inti_export.calibration.precision import calibrate as run_calibrate
+        from inti_export.calibration.calibrate import calibrate
 
         with out.status(f"converting {model} to {precision.value} ..."):
-            result = run_calibrate(
+            result = calibrate(
                 model,
                 precision,
                 output,
@@ -109,4 +109,4 @@ def _print_report(out, result) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("calibrate")(calibrate)
+    app.command("calibrate")(calibrate_command)

@@ -21,12 +21,10 @@ import onnxruntime as ort
 import pytest
 from typer.testing import CliRunner
 
-from inti_export.calibration.precision import (
-    KEEP_FP32_OPS,
-    calibrate,
-    convert_precision,
-    load_calibration_data,
-)
+from inti_export.calibration.backends import KEEP_FP32_OPS
+from inti_export.calibration.calibrate import calibrate
+from inti_export.calibration.data import load_calibration_data
+from inti_export.calibration.precision import convert_precision
 from inti_export.calibration.report import precision_report, random_head, to_markdown, write_report
 from inti_export.cli import app
 from inti_export.errors import CalibrationError, IntiExportError
@@ -273,10 +271,10 @@ def test_report(tmp_path, fp32, fp16_ort, int8_ort, int8_reduce_range, clips, fp
 
 def test_fp16_emulation_matches_ort_fp16(tmp_path, fp32, fp16_ort, clips):
     # the rewrite behind BF16's accuracy figures, checked where ORT can run the real thing: FP16
-    from inti_export.calibration.report import _emulate, _run
+    from inti_export.calibration.report import emulate_rounding, run_cpu
 
-    emulated = _emulate(fp16_ort, tmp_path / "em.onnx", onnx.TensorProto.FLOAT16)
-    ref, real, emu = (_run(p, clips, 0)[0] for p in (fp32, fp16_ort, emulated))
+    emulated = emulate_rounding(fp16_ort, tmp_path / "em.onnx", onnx.TensorProto.FLOAT16)
+    ref, real, emu = (run_cpu(p, clips, 0)[0] for p in (fp32, fp16_ort, emulated))
     real_err, emu_err = 1 - cosine_per_sample(real, ref).mean(), 1 - cosine_per_sample(emu, ref).mean()
     assert 0 < emu_err < 4 * real_err and real_err < 4 * emu_err  # measured 1.4e-7 vs 1.9e-7
 
