@@ -553,17 +553,17 @@ def test_aot_plugin_engines_need_no_registration(engines, tmp_path):
 def test_plugin_parse_drops_the_function_and_sets_no_override(test_model_factory, tmp_path):
     """With plugin=True the function is removed (no parser can inline it) and no override flag is set."""
     from inti_export.plugins import trt_plugin
-    from inti_export.runtime.trt import build as trt_build
+    from inti_export.runtime.trt import parse as trt_parse
     from inti_export.runtime.trt.loader import trt_logger
 
     trt = load_trt_module(RUNTIME)
     model = test_model_factory("fp32")
     assert [f.name for f in model.functions] == ["TokenInterpolate"]
     logger = trt_logger(trt)
-    network = trt.Builder(logger).create_network(trt_build._network_flags(trt))
+    network = trt.Builder(logger).create_network(trt_parse.network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     with pytest.raises(EngineError, match="TokenInterpolate") as e:
-        trt_build._parse(trt, parser, tmp_path / "m.onnx", model, trt_plugin, logger)
+        trt_parse.parse(trt, parser, tmp_path / "m.onnx", model, trt_plugin, logger)
     assert "could not parse" in str(e.value)  # no function to fall back on, no plugin in TensorRT-RTX
     assert list(model.functions) == []
     attrs = {a.name for a in model.graph.node[7].attribute}
