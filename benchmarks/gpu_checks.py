@@ -144,15 +144,15 @@ def check_aot_entry(out: Path) -> int:
     import re
 
     torch = _torch()
-    from inti_export.plugins import triton_kernel as tk
+    from inti_export.plugins import triton_aot as aot
 
     expected = 13
     rows, failed = [], 0
     for act, weight in [(torch.float32, None), (torch.float16, None), (torch.bfloat16, None), (torch.float16, torch.float32)]:
         for aligned in (False, True):
-            k = tk.compile_aot(act, weight, ptx_version=tk.driver_ptx_version(), aligned=aligned)
+            k = aot.compile_aot(act, weight, ptx_version=aot.driver_ptx_version(), aligned=aligned)
             params = re.search(r"\.entry\s+\w+\s*\((.*?)\)", k.ptx, re.S).group(1).count(".param")
-            ok = params == expected and k.shared_mem <= tk.MAX_STATIC_SHARED_BYTES
+            ok = params == expected and k.shared_mem <= aot.MAX_STATIC_SHARED_BYTES
             failed += not ok
             rows.append({"target": k.target, "act": str(act), "weight": str(weight or act), "aligned": aligned,
                          "entry_params": params, "shared_bytes": k.shared_mem, "stages": k.num_stages, "passed": ok})

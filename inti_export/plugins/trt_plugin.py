@@ -5,9 +5,9 @@ A quickly deployable plugin (QDP), after NVIDIA's `samples/python/quickly_deploy
 - `register`: inputs (h, a, b, w1, b1, w2, b2), one output shaped and typed like `a`;
 - `autotune`: the type combinations the kernel takes (all FP32, all FP16, all BF16, or FP16/BF16
   activations with FP32 weights), LINEAR layout;
-- `aot_impl`: the Triton kernel of `triton_kernel.py` compiled to PTX at build time, with a grid and
-  int32 arguments (M, D, 4D') as symbolic expressions of the input shapes, so the engine holds the
-  kernel and runs without Python (trtexec, C++);
+- `aot_impl`: the Triton kernel of `triton_kernel.py`, compiled to PTX at build time by
+  `triton_aot.py`, with a grid and int32 arguments (M, D, 4D') as symbolic expressions of the input
+  shapes, so the engine holds the kernel and runs without Python (trtexec, C++);
 - `impl`: the same kernel launched through torch on TensorRT's stream, for ONNX nodes that do not
   ask for the AOT implementation.
 
@@ -50,7 +50,7 @@ NOT_INSTALLED_REASON = "tensorrt not installed"
 # Attributes that make TensorRT's ONNX parser import an `inti.TokenInterpolate` node as this plugin.
 ONNX_PLUGIN_ATTRIBUTES = {"plugin_namespace": PLUGIN_NAMESPACE, "aot": 1}
 
-_SOURCE_FILES = ("trt_plugin.py", "triton_kernel.py")  # what the engine's plugin code is made of
+_SOURCE_FILES = ("trt_plugin.py", "triton_kernel.py", "triton_aot.py")  # what the engine's plugin code is made of
 _KNOWN_MODULES = ("tensorrt", "tensorrt_rtx")
 
 
@@ -226,6 +226,7 @@ def _constant(expr: Any) -> Any:
 def _define_plugin(trt: Any, trtp: Any) -> None:
     import torch
 
+    from inti_export.plugins import triton_aot as aot
     from inti_export.plugins import triton_kernel as tk
 
     to_torch = {
@@ -247,8 +248,8 @@ def _define_plugin(trt: Any, trtp: Any) -> None:
         return torch.as_tensor(t, device="cuda")
 
     @functools.cache
-    def compiled(act: "torch.dtype", weight: "torch.dtype", device: int, aligned: bool) -> "tk.CompiledKernel":
-        return tk.compile_aot(act, weight, ptx_version=tk.driver_ptx_version(), aligned=aligned)
+    def compiled(act: "torch.dtype", weight: "torch.dtype", device: int, aligned: bool) -> "aot.CompiledKernel":
+        return aot.compile_aot(act, weight, ptx_version=aot.driver_ptx_version(), aligned=aligned)
 
     @trtp.register(PLUGIN_ID)
     def token_interpolate_desc(

@@ -63,7 +63,7 @@ def aot_compile():
     pytest.importorskip("triton")
     from triton.backends.compiler import GPUTarget
 
-    from inti_export.plugins import triton_kernel as tk
+    from inti_export.plugins.triton_aot import compile_aot
 
     compiled = {}
 
@@ -72,7 +72,7 @@ def aot_compile():
         options = {k: v for k, v in options.items() if v is not None and v is not False}
         key = (act, weight, arch, tuple(sorted(options.items())))
         if key not in compiled:
-            compiled[key] = tk.compile_aot(act, weight, target=GPUTarget("cuda", arch, 32), **options)
+            compiled[key] = compile_aot(act, weight, target=GPUTarget("cuda", arch, 32), **options)
         return compiled[key]
 
     return compile_
