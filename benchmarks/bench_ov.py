@@ -54,13 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
     import openvino
 
-    from inti_export.jobs.bench import time_runs
     from inti_export.metrics import cosine_per_sample
     from inti_export.models.config import get_config
     from inti_export.models.flops import count_flops
     from inti_export.runtime.cpu import cpuinfo_text, flags_from
     from inti_export.runtime.ort_runner import OrtRunner
     from inti_export.runtime.ov_runner import OvRunner
+    from inti_export.runtime.timing import time_runs
 
     args.work.mkdir(parents=True, exist_ok=True)
     presets = args.presets.split(",")

@@ -27,7 +27,7 @@ verdict_of() {  # verdict_of RC OUTPUT_FILE -> "PASS", "SKIP ..." or "FAIL ..."
   local rc=$1 file=$2 summary
   summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|deselected|error)' "$file" | tail -1 | sed 's/=//g; s/^ *//; s/ *$//')
   case $rc in
-    0) if grep -q '^skipped ' "$file"; then echo "FAIL (measured only in part: $(grep -m1 '^skipped ' "$file"))"
+    0) if grep -qE '^(skipped|failed) ' "$file"; then echo "FAIL (measured only in part: $(grep -m1 -E '^(skipped|failed) ' "$file"))"
        elif [[ -n $summary && $summary != *passed* ]]; then echo "SKIP (pytest: $summary)"
        else echo "PASS${summary:+ (pytest: $summary)}"; fi ;;
     5) echo "SKIP (pytest collected no test)" ;;

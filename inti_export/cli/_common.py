@@ -1,8 +1,9 @@
-"""Helpers shared by the CLI modules: error handling, signals and console output."""
+"""Helpers shared by the CLI modules: error handling, signals, console output and option parsers."""
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import signal
 import sys
 import traceback
@@ -93,3 +94,25 @@ def console():
     from rich.console import Console
 
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+
+
+def parse_ints(text: str, what: str) -> tuple[int, ...]:
+    """Comma-separated integers (`--batch 1,4,8`); one line naming the option when they are not."""
+    try:
+        items = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise IntiExportError(f"{what}={text!r}: expected comma-separated integers such as 1,4,8") from None
+    if not items:
+        raise IntiExportError(f"{what}={text!r}: give at least one value")
+    return items
+
+
+def parse_words(text: str, kind: type[enum.Enum], what: str) -> tuple[str, ...]:
+    """Comma-separated values of the option enum `kind` (`--runners torch,ort`), each checked."""
+    from inti_export.vocab import values
+
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [x for x in items if x not in values(kind)]
+    if bad or not items:
+        raise IntiExportError(f"{what}={text!r}: use one or more of {', '.join(values(kind))}, comma-separated")
+    return items

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from inti_export.cli._common import cli_errors, console
-
-
-class Device(str, enum.Enum):
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class TorchPrecision(str, enum.Enum):
-    """What the PyTorch runners cast to (ONNX and engines carry their precision in the graph)."""
-
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-
-
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    from inti_export.errors import IntiExportError
-
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise IntiExportError(f"{what}={text!r}: expected comma-separated integers such as 1,4,8") from None
-    if not values:
-        raise IntiExportError(f"{what}={text!r}: give at least one value")
-    return values
+from inti_export.cli._common import cli_errors, console, parse_ints
+from inti_export.vocab import Device, TorchPrecision
 
 
 def print_bench(report, out) -> None:
@@ -51,8 +26,12 @@ def print_bench(report, out) -> None:
             f"{s.runner} batch {s.batch}: InTI/naive latency {s.latency_ratio:.3f}, FLOP ratio {s.flop_ratio:.3f} "
             f"(difference {s.difference:+.3f}), speed-up {s.speedup:.2f}x"
         )
-    for k, reason in report.skipped.items():
-        out.print(f"[yellow]skipped[/yellow] {k}: {reason}")
+    groups: dict[tuple[str, str, str], tuple[dict, dict]] = {}  # (runner, status, reason) -> (batches, presets)
+    for m in report.not_measured:
+        batches, presets = groups.setdefault((m.runner, m.status, m.reason), ({}, {}))
+        batches[str(m.batch)] = presets[m.preset] = None
+    for (runner, status, reason), (batches, presets) in groups.items():
+        out.print(f"[yellow]{status}[/yellow] {runner} batch {','.join(batches)} ({', '.join(presets)}): {reason}")
 
 
 def bench(
@@ -82,7 +61,7 @@ def bench(
         from inti_export.models.config import get_config
 
         kinds = tuple(r.strip() for r in runners.split(",") if r.strip())
-        batches = _ints(batch, "--batch")
+        batches = parse_ints(batch, "--batch")
         get_config(preset)
         check_bench_options(kinds, batches, iters, warmup, engine, device.value, precision.value)
         if onnx is not None:
@@ -100,11 +79,12 @@ def bench(
         if plot is not None:
             plot_bench(result, plot)
     print_bench(result, out)
-    if not result.rows:  # every runner skipped: nothing was measured, which is not a success
+    if not result.rows:  # no runner could run: nothing was measured, which is not a success
         with cli_errors():
             from inti_export.errors import IntiExportError
 
-            raise IntiExportError("nothing measured: " + "; ".join(f"{k}: {v}" for k, v in result.skipped.items()))
+            why = result.why_not_measured()
+            raise IntiExportError("nothing measured: " + "; ".join(f"{k}: {v}" for k, v in why.items()))
 
 
 def register(app: typer.Typer) -> None:

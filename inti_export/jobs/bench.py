@@ -2,51 +2,52 @@
 
 `run_bench` measures each (preset, runner, batch) and, with `compare_naive`, the matching naive
 preset in the same process, interleaved, so the InTI speed-up is read beside the FLOP ratio.
+The timing and the latency row are runtime/timing.py's (shared with `optimize`); the report is
+described in docs/reports.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import platform
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from inti_export.errors import IntiExportError, one_line
 from inti_export.fileio import atomic_output
-from inti_export.models import create_model
-from inti_export.models.config import get_config
-from inti_export.runtime.factory import make_runner
-from inti_export.vocab import INPUT_NAME, RunnerKind, package_versions, values
+from inti_export.runtime.timing import LatencyRow, machine_info, time_runs
+from inti_export.vocab import INPUT_NAME, Device, RunnerKind, Status, TorchPrecision, package_versions, values
 
 logger = logging.getLogger(__name__)
 
 BENCH_SCHEMA = "inti-export/bench/1"
 RUNNER_KINDS = values(RunnerKind)
-TORCH_PRECISIONS = ("fp32", "fp16", "bf16")  # what TorchRunner casts to
-DEVICES = ("cpu", "cuda")
 
 
 @dataclass
-class BenchRow:
+class BenchRow(LatencyRow):
+    """One measured (preset, runner, batch): the latency row and what it was measured on."""
+
     preset: str
-    runner: str
-    batch: int
-    iters: int
-    warmup: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    min_ms: float
-    throughput_clips_s: float  # batch / median latency
+    runner: str  # the runner's name, e.g. torch-cpu
     gflops_per_clip: float
+    status: str = Status.ok.value  # a measured row is ok (docs/reports.md, Status)
+    reason: str = ""
+
+
+@dataclass
+class NotMeasured:
+    """A (preset, runner, batch) that could not be measured, and why."""
+
+    preset: str
+    runner: str  # the runner kind asked for, e.g. trt
+    batch: int
+    status: str  # skipped (this machine lacks what it needs) or failed (it raised); vocab.Status
+    reason: str
 
 
 @dataclass
@@ -64,8 +65,8 @@ class Speedup:
 @dataclass
 class BenchReport:
     rows: list[BenchRow]
+    not_measured: list[NotMeasured]
     speedups: list[Speedup]
-    skipped: dict[str, str]
     machine: dict[str, Any]
     versions: dict[str, str]
     threads: int
@@ -81,13 +82,24 @@ class BenchReport:
         d = dict(d)
         d["rows"] = [BenchRow(**r) for r in d["rows"]]
         d["speedups"] = [Speedup(**s) for s in d["speedups"]]
+        d["not_measured"] = [NotMeasured(**m) for m in d.get("not_measured", [])]
+        d.pop("skipped", None)  # reports written before the one Status word: {runner: reason}
         return cls(**d)
+
+    def why_not_measured(self) -> dict[str, str]:
+        """runner -> the reason of its first `not_measured` entry, for one-line messages."""
+        out: dict[str, str] = {}
+        for m in self.not_measured:
+            out.setdefault(m.runner, m.reason)
+        return out
 
 
 def _time_interleaved(kind, variants, batch, iters, warmup, device, threads, precision) -> list[tuple[str, np.ndarray]]:
     """Time every variant on runner `kind`, alternating between them each iteration, so that
     load from elsewhere on the machine falls on InTI and naive alike."""
     import contextlib
+
+    from inti_export.runtime.factory import make_runner
 
     with contextlib.ExitStack() as stack:
         runs = []
@@ -98,48 +110,6 @@ def _time_interleaved(kind, variants, batch, iters, warmup, device, threads, pre
             shape = (batch, vcfg.frames, 3, vcfg.image_size, vcfg.image_size)
             runs.append((runner, {INPUT_NAME: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}))
         return [(runner.name, times) for (runner, _), times in zip(runs, time_runs(runs, iters, warmup), strict=True)]
-
-
-def time_runs(runs, iters: int, warmup: int) -> list[np.ndarray]:
-    """Seconds per call of each active (runner, feed): `warmup` untimed calls each, then `iters`
-    rounds that call every one in turn, so load from elsewhere falls on all of them alike.
-
-    Shared by `bench` (InTI against naive) and `optimize` (one candidate's batch sizes).
-    """
-    for runner, feed in runs:
-        for _ in range(warmup):
-            runner.infer(feed)
-    times: list[list[float]] = [[] for _ in runs]
-    for _ in range(iters):
-        for (runner, feed), t in zip(runs, times, strict=True):
-            runner.infer(feed)
-            t.append(runner.last_inference_time)
-    return [np.asarray(t) for t in times]
-
-
-def summarise(times_s: np.ndarray, preset: str, runner: str, batch: int, warmup: int, gflops: float) -> BenchRow:
-    ms = times_s * 1e3
-    p50 = float(np.percentile(ms, 50))
-    return BenchRow(
-        preset=preset, runner=runner, batch=batch, iters=len(ms), warmup=warmup,
-        p50_ms=p50, p90_ms=float(np.percentile(ms, 90)), p99_ms=float(np.percentile(ms, 99)),
-        mean_ms=float(ms.mean()), min_ms=float(ms.min()), throughput_clips_s=batch / (p50 / 1e3), gflops_per_clip=gflops,
-    )
-
-
-def machine_info() -> dict[str, Any]:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def check_bench_options(runners, batches, iters, warmup, engine_path, device, precision) -> None:
@@ -157,10 +127,10 @@ def check_bench_options(runners, batches, iters, warmup, engine_path, device, pr
         raise IntiExportError("runner 'trt' needs --engine ENGINE (build one with `inti-export trt`)")
     if engine_path is not None and not Path(engine_path).is_file():
         raise IntiExportError(f"--engine {engine_path} does not exist")
-    if device not in DEVICES:
-        raise IntiExportError(f"device {device!r}: choose {', '.join(DEVICES)}")
-    if precision not in TORCH_PRECISIONS:
-        raise IntiExportError(f"PyTorch precision {precision!r}: choose {', '.join(TORCH_PRECISIONS)}")
+    if device not in values(Device):
+        raise IntiExportError(f"device {device!r}: choose {', '.join(values(Device))}")
+    if precision not in values(TorchPrecision):
+        raise IntiExportError(f"PyTorch precision {precision!r}: choose {', '.join(values(TorchPrecision))}")
 
 
 def run_bench(
@@ -179,8 +149,13 @@ def run_bench(
     precision: str = "fp32",
     checkpoint: Path | None = None,
 ) -> BenchReport:
-    """Benchmark `preset` (and its naive counterpart) on each runner and batch size."""
+    """Benchmark `preset` (and its naive counterpart) on each runner and batch size; a runner x batch
+    that cannot run here is listed in `not_measured` with its status and reason."""
+    import torch
+
     from inti_export.exporter import ExportSpec, export_onnx
+    from inti_export.models import create_model
+    from inti_export.models.config import get_config
     from inti_export.models.flops import count_flops
 
     check_bench_options(runners, batches, iters, warmup, engine_path, device, precision)
@@ -194,7 +169,7 @@ def run_bench(
         naive_cfg = dataclasses.replace(cfg, insert_before=(), name=f"naive({preset})")
         variants.append((naive_cfg.name, naive_cfg, create_model(naive_cfg), naive_onnx_path, None))
     rows: list[BenchRow] = []
-    skipped: dict[str, str] = {}
+    missed: list[NotMeasured] = []
     with tempfile.TemporaryDirectory(prefix="inti-bench-") as tmp:
         prepared = []
         for name, vcfg, model, vonnx, vengine in variants:
@@ -204,18 +179,33 @@ def run_bench(
                 export_onnx(model, vonnx, ExportSpec(), verify=False)
             prepared.append((name, vcfg, model, vonnx, vengine, count_flops(vcfg).gflops))
         for kind in runners:
-            for batch in batches:
-                active = [v for v in prepared if not (kind == "trt" and v[4] is None)]
+            active = [v for v in prepared if kind != "trt" or v[4] is not None]
+            no_engine = [v[0] for v in prepared if kind == "trt" and v[4] is None]  # the naive variant
+            missed += [NotMeasured(name, kind, b, Status.skipped.value, f"trt times --engine, an engine of {preset}")
+                       for b in batches for name in no_engine]
+            for i, batch in enumerate(batches):
                 try:
                     times = _time_interleaved(kind, active, batch, iters, warmup, device, threads, precision)
-                except (IntiExportError, ImportError) as e:
-                    skipped[kind] = one_line(e)
-                    logger.warning("skipping %s: %s", kind, skipped[kind])
+                except (IntiExportError, ImportError) as e:  # the rest of this runner's batches are not tried
+                    missed += _not_measured(e, kind, [v[0] for v in active], batches[i:])
+                    logger.warning("%s not measured: %s", kind, one_line(e))
                     break
                 for (name, _, _, _, _, gflops), (runner_name, t) in zip(active, times, strict=True):
-                    rows.append(summarise(t, name, runner_name, batch, warmup, gflops))
+                    rows.append(BenchRow.from_times(t, batch, warmup, preset=name, runner=runner_name,
+                                                    gflops_per_clip=gflops))
     speedups = _speedups(rows, preset, variants[1][0]) if compare_naive else []
-    return BenchReport(rows, speedups, skipped, machine_info(), package_versions(), threads)
+    return BenchReport(rows, missed, speedups, machine_info(), package_versions(), threads)
+
+
+def _not_measured(e: Exception, kind: str, presets: list[str], batches: tuple[int, ...]) -> list[NotMeasured]:
+    """A runner that cannot run here (a missing module or GPU: ImportError) is skipped at every batch; one
+    that raised is failed at `batches[0]`, and its larger batches are skipped as not tried."""
+    reason = one_line(e)
+    if isinstance(e, ImportError):
+        return [NotMeasured(p, kind, b, Status.skipped.value, reason) for b in batches for p in presets]
+    first, rest = batches[0], batches[1:]
+    return [NotMeasured(p, kind, first, Status.failed.value, reason) for p in presets] + [
+        NotMeasured(p, kind, b, Status.skipped.value, f"not tried after batch {first} failed") for b in rest for p in presets]
 
 
 def _speedups(rows: list[BenchRow], inti: str, naive: str) -> list[Speedup]:

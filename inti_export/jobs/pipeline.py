@@ -1,12 +1,12 @@
 """The whole chain in one call: export, calibrate, engine, parity, bench, and one summary.
 
 Each step is a function of the `_Run` it reads and extends (the artifacts made so far) and
-returns `(detail, artifact)`; `run_pipeline` records each as a `Step` with a `StepStatus`.
+returns `(detail, artifact)`; `run_pipeline` records each as a `Step` with its `vocab.Status` and
+reason (docs/reports.md).
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Callable
@@ -15,26 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from inti_export.errors import IntiExportError, RuntimeUnavailableError
+from inti_export.vocab import Status
 
 logger = logging.getLogger(__name__)
 
 PIPELINE_SCHEMA = "inti-export/pipeline/1"
 
 
-class StepStatus(str, enum.Enum):
-    ok = "ok"
-    failed = "failed"
-    skipped = "skipped"  # the step needs something this machine lacks (e.g. a TensorRT module)
-    given = "given"  # the user supplied the step's artifact (export with --onnx)
-
-
 @dataclass
 class Step:
+    """One step: `ok`; `skipped` (the machine lacks what it needs, or the user gave its artifact);
+    `failed` (the chain stops). `reason` says why when not ok; `detail` what the step did or found."""
+
     name: str
-    status: StepStatus
+    status: Status
     seconds: float
     detail: str = ""
     artifact: str | None = None
+    reason: str = ""
 
 
 @dataclass
@@ -49,13 +47,13 @@ class PipelineSummary:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for s in d["steps"]:
-            s["status"] = StepStatus(s["status"]).value
+            s["status"] = Status(s["status"]).value
         return d
 
 
 @dataclass
 class PipelineOptions:
-    """What the user chose; `check_options` validates it (and fills in the preset) before the first step."""
+    """What the user chose; `check_pipeline_options` validates it (and fills in the preset) before the first step."""
 
     preset: str | None = None  # None: the preset `onnx` was exported from, else inti-b16
     precision: str = "fp32"
@@ -110,7 +108,7 @@ def _copy_onnx(run: _Run) -> tuple[str, str]:
         with atomic_output(dst) as tmp:
             shutil.copyfile(src, tmp)
     run.onnx = path
-    return f"--onnx {run.opts.onnx} (not exported)", str(path)
+    return f"given: --onnx {run.opts.onnx}, copied in as {path.name} (not exported)", str(path)
 
 
 def _calibrate(run: _Run) -> tuple[str, str]:
@@ -168,11 +166,11 @@ def _bench(run: _Run) -> tuple[str, str]:
     write_json(path, rep.to_dict())
     parts = [f"{r.preset} {r.runner} b{r.batch}: p50 {r.p50_ms:.0f} ms" for r in rep.rows]
     parts += [f"{s.runner} InTI/naive latency {s.latency_ratio:.3f} vs FLOPs {s.flop_ratio:.3f}" for s in rep.speedups]
-    parts += [f"{k} skipped: {v}" for k, v in rep.skipped.items()]
+    parts += [f"{k} not measured: {v}" for k, v in rep.why_not_measured().items()]
     return "; ".join(parts), str(path)
 
 
-def check_options(outdir: Path, opts: PipelineOptions) -> PipelineOptions:
+def check_pipeline_options(outdir: Path, opts: PipelineOptions) -> PipelineOptions:
     """Every option checked before the first (slow) step, one line naming the bad value; returns
     `opts` with the preset filled in."""
     import dataclasses
@@ -228,7 +226,7 @@ def run_pipeline(
     from inti_export.fileio import write_json
 
     outdir = Path(outdir)
-    opts = check_options(outdir, opts or PipelineOptions(**kwargs))
+    opts = check_pipeline_options(outdir, opts or PipelineOptions(**kwargs))
     outdir.mkdir(parents=True, exist_ok=True)
     run = _Run(opts, outdir, on_step)
     summary = PipelineSummary(opts.preset, opts.precision, str(outdir))
@@ -243,13 +241,17 @@ def run_pipeline(
         t0 = time.perf_counter()
         try:
             detail, artifact = fn(run)
-            status = StepStatus.given if fn is _copy_onnx else StepStatus.ok
-            summary.steps.append(Step(name, status, time.perf_counter() - t0, detail, artifact))
         except RuntimeUnavailableError as e:
-            summary.steps.append(Step(name, StepStatus.skipped, time.perf_counter() - t0, str(e)))
+            summary.steps.append(Step(name, Status.skipped, time.perf_counter() - t0, reason=str(e)))
+            continue
         except IntiExportError as e:
-            summary.steps.append(Step(name, StepStatus.failed, time.perf_counter() - t0, str(e)))
+            summary.steps.append(Step(name, Status.failed, time.perf_counter() - t0, reason=str(e)))
             summary.passed = False
             break
+        if fn is _copy_onnx:  # the user gave the step's artifact: nothing was made
+            step = Step(name, Status.skipped, time.perf_counter() - t0, detail, artifact, reason="the artifact was given")
+        else:
+            step = Step(name, Status.ok, time.perf_counter() - t0, detail, artifact)
+        summary.steps.append(step)
     write_json(outdir / "summary.json", summary.to_dict())
     return summary

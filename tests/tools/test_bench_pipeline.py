@@ -27,8 +27,10 @@ def test_bench_compare_naive_report_and_plot(tmp_path, tiny_onnx):
     assert {(r.preset, r.runner, r.batch) for r in report.rows} == {
         (p, r, b) for p in ("test-tiny", "naive(test-tiny)") for r in ("torch-cpu", "ort-cpu") for b in (1, 2)
     }
+    assert not report.not_measured
     for r in report.rows:
         assert r.iters == 3 and 0 < r.min_ms <= r.p50_ms <= r.p90_ms <= r.p99_ms
+        assert (r.status, r.reason) == ("ok", "")
         assert r.throughput_clips_s == pytest.approx(r.batch / (r.p50_ms / 1e3))
     assert len(report.speedups) == 4
     s = report.speedups[0]
@@ -54,11 +56,35 @@ def test_bench_trt_runner_skipped_without_gpu(tmp_path, tiny_engine):
     if tiny_engine is None:
         pytest.skip("no TensorRT module to build the engine with")
     report = run_bench("test-tiny", runners=("torch", "trt"), iters=1, warmup=0, engine_path=tiny_engine[0])
-    assert "trt" in report.skipped and [r.runner for r in report.rows] == ["torch-cpu"]
+    assert [r.runner for r in report.rows] == ["torch-cpu"]
+    (miss,) = report.not_measured
+    assert (miss.preset, miss.runner, miss.batch, miss.status) == ("test-tiny", "trt", 1, "skipped") and miss.reason
+    assert json.loads(json.dumps(report.to_dict()))["not_measured"][0]["status"] == "skipped"
     with pytest.raises(IntiExportError, match="needs --engine"):
         run_bench("test-tiny", runners=("trt",))
     with pytest.raises(IntiExportError, match="does not exist"):
         run_bench("test-tiny", runners=("trt",), engine_path=tmp_path / "none.engine")
+
+
+def test_bench_a_failing_batch_is_failed_and_larger_ones_skipped(monkeypatch):
+    """A runner that raises at batch 2 (out of memory, say): batch 1 measured, 2 failed, 4 not tried."""
+    import inti_export.jobs.bench as bench
+    from inti_export.errors import EngineError
+
+    real = bench._time_interleaved
+
+    def fail_at_two(kind, variants, batch, *args):
+        if batch == 2:
+            raise EngineError("out of memory at batch 2")
+        return real(kind, variants, batch, *args)
+
+    monkeypatch.setattr(bench, "_time_interleaved", fail_at_two)
+    report = run_bench("test-tiny", runners=("torch",), batches=(1, 2, 4), iters=1, warmup=0)
+    assert [(r.batch, r.status) for r in report.rows] == [(1, "ok")]
+    assert [(m.batch, m.status) for m in report.not_measured] == [(2, "failed"), (4, "skipped")]
+    assert report.not_measured[0].reason == "out of memory at batch 2"
+    assert report.not_measured[1].reason == "not tried after batch 2 failed"
+    assert report.why_not_measured() == {"torch": "out of memory at batch 2"}
 
 
 def test_pipeline_on_test_tiny(tmp_path, tiny_onnx):
@@ -72,9 +98,13 @@ def test_pipeline_on_test_tiny(tmp_path, tiny_onnx):
     assert summary["passed"] and summary["schema"] == "inti-export/pipeline/1" and summary["preset"] == "test-tiny"
     steps = {s["name"]: s for s in summary["steps"]}
     assert list(steps) == ["export", "engine", "parity", "bench"]
-    assert steps["export"]["status"] == "given" and steps["parity"]["status"] == "ok" and steps["bench"]["status"] == "ok"
+    assert steps["parity"]["status"] == "ok" and steps["bench"]["status"] == "ok" and steps["bench"]["reason"] == ""
+    # the ONNX was given: the export step is skipped, and says so
+    assert steps["export"]["status"] == "skipped" and steps["export"]["reason"] == "the artifact was given"
+    assert steps["export"]["detail"].startswith("given: --onnx")
     has_trt = any(importlib.util.find_spec(m) for m in ("tensorrt", "tensorrt_rtx"))
     assert steps["engine"]["status"] == ("ok" if has_trt else "skipped")
+    assert all(s["status"] in ("ok", "failed", "skipped", "not run") for s in steps.values())
     # the folder stands alone: the ONNX and its manifest copied in, byte for byte
     assert (out / "model.onnx").read_bytes() == tiny_onnx.onnx_path.read_bytes()
     assert (out / "model.onnx.json").read_bytes() == tiny_onnx.manifest_path.read_bytes()
@@ -94,7 +124,7 @@ def test_pipeline_export_failure_stops_the_chain(tmp_path):
     assert res.exit_code == 1
     summary = json.loads((out / "summary.json").read_text())
     assert not summary["passed"] and [s["name"] for s in summary["steps"]] == ["export"]
-    assert summary["steps"][0]["status"] == "failed" and "corrupt.pt" in summary["steps"][0]["detail"]
+    assert summary["steps"][0]["status"] == "failed" and "corrupt.pt" in summary["steps"][0]["reason"]
     assert not (out / "model.onnx").exists()
 
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from inti_export.errors import IntiExportError, RuntimeUnavailableError, one_line
 from inti_export.fileio import atomic_output, sha256_file, write_json
-from inti_export.vocab import INPUT_NAME, Precision, RunnerKind, values
+from inti_export.vocab import INPUT_NAME, Objective, Precision, RunnerKind, values
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +56,6 @@ TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
 ORT_MODE = "as-executed"  # ORT runners are timed as deployed; accuracy is what that same runner computes
 
 
-class Objective(str, enum.Enum):
-    """What the choice maximises: clips/s (under --max-latency-ms when given), or minimises: p50 latency."""
-
-    throughput = "throughput"
-    latency = "latency"
-
-
 class Status(str, enum.Enum):
     ok = "ok"  # made, run, measured
     not_run = "not run"  # made where it can be made; this machine cannot run it (reason given)
@@ -72,7 +65,7 @@ class Status(str, enum.Enum):
 
 @dataclass
 class OptimizeOptions:
-    """What the user chose; `check_options` validates it before any model is built."""
+    """What the user chose; `check_optimize_options` validates it before any model is built."""
 
     preset: str | None = None
     onnx: Path | None = None  # an FP32 ONNX written by `inti-export onnx`, instead of exporting `preset`
@@ -213,7 +206,7 @@ def load_report(path: str | os.PathLike) -> OptimizeReport:
 
 
 # -- options ----------------------------------------------------------------------------------------
-def check_options(out: Path, opts: OptimizeOptions) -> None:
+def check_optimize_options(out: Path, opts: OptimizeOptions) -> None:
     """Every option checked before the first (slow) step; one line naming the bad value."""
     from inti_export.fileio import check_output_dir
     from inti_export.jobs.inputs import check_input_files, check_inputs_exist, onnx_metadata
@@ -386,7 +379,7 @@ def split_clips(cfg, videos: Path | None, heldout: int, calibration: int, labels
     Two or more videos: sorted by name, the first ceil(n/2) give the calibration clips, the rest the
     held-out ones. One video: even segments calibrate, odd segments are held out. With `labels`, the
     held-out clips are the labelled videos beside the CSV (one clip each, `heldout` unused) and every
-    video of `videos` calibrates (`check_options` refused a labelled one among them).
+    video of `videos` calibrates (`check_optimize_options` refused a labelled one among them).
     """
     from inti_export.video.clipset import load_clips_cached
     from inti_export.video.discover import find_videos, shipped_videos_dir
@@ -510,9 +503,9 @@ def _rule_text(precision: str, min_cosine: float | None, min_top1: float | None)
 
 # -- speed ------------------------------------------------------------------------------------------
 def _row(times_s: np.ndarray, batch: int, warmup: int) -> SpeedRow:
-    from inti_export.jobs.bench import summarise
+    from inti_export.runtime.timing import LatencyRow
 
-    r = summarise(times_s, "", "", batch, warmup, 0.0)
+    r = LatencyRow.from_times(times_s, batch, warmup)
     return SpeedRow(batch, r.iters, warmup, r.p50_ms, r.p90_ms, r.p99_ms, r.mean_ms, r.min_ms, r.throughput_clips_s)
 
 
@@ -529,7 +522,7 @@ def measure_speed(
     throughput grows by less than SWEEP_GAIN, p50 passes `max_latency_ms`, a batch fails (memory),
     or `max_batch`.
     """
-    from inti_export.jobs.bench import time_runs
+    from inti_export.runtime.timing import time_runs
 
     if batches:
         times = time_runs([(runner, _feed(clips, b)) for b in batches], iters, warmup)
@@ -606,7 +599,7 @@ def environment(threads: int) -> dict[str, Any]:
     """Versions, machine (CPU/GPU), threads and ORT providers: part of every candidate's key."""
     import onnxruntime
 
-    from inti_export.jobs.bench import machine_info
+    from inti_export.runtime.timing import machine_info
     from inti_export.vocab import package_versions
 
     return {"versions": package_versions(), "machine": machine_info(), "threads": threads,
@@ -851,7 +844,7 @@ def run_optimize(
     start = time.perf_counter()
     opts = opts or OptimizeOptions(**kwargs)
     out = Path(out)
-    check_options(out, opts)
+    check_optimize_options(out, opts)
     out.mkdir(parents=True, exist_ok=True)
     check_output_path(out / "report.json", "report")
     threads = opts.threads or torch.get_num_threads()
