@@ -15,29 +15,19 @@ def print_report(report, out) -> None:
     """The candidates as a table (one row per candidate and batch), then the choice and its reason."""
     from rich.table import Table
 
+    from inti_export.jobs.optimize import candidate_table
+
     table = Table(title=f"optimize {report.model['preset']}: {report.gate}")
-    labelled = report.clips.get("labels") is not None
-    cols = ("candidate", "status", "cos min", "top-1", *(("labels top-1", "drop") if labelled else ()), "gate",
-            "batch", "p50 ms", "p90 ms", "clips/s")
+    cols, rows = candidate_table(report)
     for col in cols:
         table.add_column(col, justify="left" if col in ("candidate", "status", "gate") else "right")
-    head = len(cols) - 4
-    for c in report.candidates:
-        mark = "[bold green]* [/]" if c.id == report.choice.candidate else ""
-        acc = c.accuracy
-        gate = "" if c.gate is None else ("pass" if c.gate.passed else "[red]FAIL[/]")
-        status = c.status + (" (cached)" if c.cached else "")
-        first = [f"{mark}{c.runner} {c.precision}", status if c.status == "ok" else f"{status}: {c.reason[:70]}",
-                 f"{acc.cosine_min:.6f}" if acc else "", f"{acc.top1_agreement:.3f}" if acc else ""]
-        if labelled:
-            has = acc is not None and acc.label_top1 is not None
-            first += [f"{100 * acc.label_top1:.2f}%" if has else "", f"{acc.label_top1_drop_points:+.2f}" if has else ""]
-        first.append(gate)
-        if not c.speed:
-            table.add_row(*first, "", "", "", "")
-        for i, r in enumerate(c.speed):
-            table.add_row(*(first if i == 0 else [""] * head), str(r.batch), f"{r.p50_ms:.1f}", f"{r.p90_ms:.1f}",
-                          f"{r.throughput_clips_s:.3g}")
+    gate = cols.index("gate")
+    for row in rows:
+        if row[0].startswith("* "):  # the choice
+            row[0] = "[bold green]* [/]" + row[0][2:]
+        if row[gate] == "FAIL":
+            row[gate] = "[red]FAIL[/]"
+        table.add_row(*row)
     out.print(table)
     ch = report.choice
     if ch.candidate:

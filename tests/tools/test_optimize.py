@@ -12,7 +12,14 @@ from typer.testing import CliRunner
 from inti_export.cli import app
 from inti_export.errors import IntiExportError
 from inti_export.fileio import sha256_file
-from inti_export.jobs.optimize import OPTIMIZE_SCHEMA, OptimizeReport, load_report, pareto_front, run_optimize
+from inti_export.jobs.optimize import (
+    OPTIMIZE_SCHEMA,
+    OptimizeReport,
+    candidate_table,
+    load_report,
+    pareto_front,
+    run_optimize,
+)
 
 # run_emulated: PyTorch FP16 runs here even on a CPU that emulates it (test-tiny is small enough)
 FAST = {"batches": (1, 2), "iters": 2, "warmup": 1, "clips": 3, "calib_clips": 2, "run_emulated": True}
@@ -69,6 +76,7 @@ def test_search_report_reads_back(base):
         (r, p, "ok") for r in ("torch", "ort") for p in ("fp32", "fp16")}
     for c in report.candidates:
         assert [r.batch for r in c.speed] == [1, 2] and all(0 < r.min_ms <= r.p50_ms <= r.p99_ms for r in c.speed)
+        assert c.reason == ""
         assert c.accuracy.clips == 3 and c.gate.passed, c.gate
         assert c.command.startswith("inti-export optimize --onnx") and f"--runners {c.runner} " in c.command
         assert c.environment["threads"] >= 1 and "onnxruntime" in c.environment["versions"]
@@ -81,6 +89,13 @@ def test_search_report_reads_back(base):
     assert report.choice.throughput_clips_s == best_row.throughput_clips_s and chosen.gate.passed
     assert set(report.choice.excluded) == {c.id for c in report.candidates} - {chosen.id}
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the speed rows are the latency row bench reports too (runtime/timing.py), keys unchanged
+    row = json.loads((out / "report.json").read_text())["candidates"][0]["speed"][0]
+    assert list(row) == ["batch", "iters", "warmup", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms",
+                         "throughput_clips_s"]
+    cols, rows = candidate_table(report)
+    assert len(rows) == 2 * len(report.candidates) and cols[-1] == "clips/s"
+    assert sum(r[0].startswith("* ") for r in rows) == 1
     assert (out / "best" / "command.txt").read_text().strip() == chosen.command
     if chosen.artifact:
         assert sha256_file(out / "best" / chosen.artifact.split("/")[-1]) == chosen.artifact_sha256
@@ -203,7 +218,7 @@ def test_unrunnable_candidates_are_listed_and_never_chosen(tmp_path, tiny_onnx, 
                           precisions=("fp32", "int8"), **FAST)
     trt = _by(report, "trt", "fp32")
     assert trt.status == "not run" and "GPU" in trt.reason and (tmp_path / "out" / trt.artifact).is_file()
-    assert _by(report, "torch", "int8").status == "not made"
+    assert _by(report, "torch", "int8").status == "skipped"  # no PyTorch runner takes int8
     assert report.choice.candidate == _by(report, "torch", "fp32").id
     assert report.choice.excluded[trt.id].startswith("not run:")
 
@@ -230,7 +245,6 @@ def test_bad_options_are_one_line_before_any_work(tmp_path, args, message):
 
 
 def test_triton_repo_of_the_choice(base, tmp_path, tiny_onnx):
-    pytest.importorskip("inti_export.serving", reason="the Triton repository writer is not in this install")
     out, repo = _copy(base, tmp_path), tmp_path / "repo"
     report, events = _rerun(out, tiny_onnx, runners=("ort",), triton_repo=repo)
     assert not events.units("made") and report.choice.runner == "ort"
