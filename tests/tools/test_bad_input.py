@@ -188,7 +188,7 @@ def test_readonly_output_is_refused_before_work(tmp_path, command):
 
 # -- row 8: no choice still writes the report ---------------------------------------------------------
 def test_optimize_without_a_choice_writes_the_report_and_exits_1(tmp_path):
-    from inti_export.jobs.optimize import Accuracy, SpeedRow, load_report, plot_pareto
+    from inti_export.jobs.optimize import Accuracy, LatencyRow, load_report, plot_pareto
 
     out = tmp_path / "o"
     res = CliRunner().invoke(app, ["optimize", "--preset", "test-tiny", "--runners", "torch", "--precisions", "fp32",
@@ -203,7 +203,7 @@ def test_optimize_without_a_choice_writes_the_report_and_exits_1(tmp_path):
     c = report.candidates[0]
     c.status, c.reason = "ok", ""
     c.accuracy = Accuracy(4, 1.0, 1.0, 0.0, 1.0, 1.0, "own logits", "torch")
-    c.speed = [SpeedRow(1, 1, 0, 5.0, 5.0, 5.0, 5.0, 5.0, 200.0)]
+    c.speed = [LatencyRow(1, 1, 0, 5.0, 5.0, 5.0, 5.0, 5.0, 200.0)]
     plot_pareto(report, tmp_path / "one.png")
     assert (tmp_path / "one.png").stat().st_size > 0
 
