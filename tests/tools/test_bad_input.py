@@ -9,34 +9,26 @@ refused first; optimize writes its report even when nothing can be chosen, and e
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error, cli_env, run_readonly
 from typer.testing import CliRunner
 
 from inti_export.cli import app
 from inti_export.fileio import sha256_file
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _snapshot(*folders: Path) -> dict[str, str]:
     return {str(p): sha256_file(p) for f in folders for p in sorted(Path(f).rglob("*")) if p.is_file()}
 
 
-def _refused(argv: list[str], expect: str, code: int = 1) -> str:
-    """Run the CLI in-process; it must exit `code` with exactly one `error: ...` line containing `expect`."""
-    res = CliRunner().invoke(app, [str(a) for a in argv])
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.exit_code == code, res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], res.stderr
-    assert "unexpected" not in lines[0] and "Traceback" not in res.output
-    return lines[0]
+def _refused(argv: list, expect: str, code: int = 1) -> str:
+    """Run the CLI in-process: one `error: ...` line containing `expect`, exit `code`."""
+    return assert_one_line_error(CliRunner().invoke(app, [str(a) for a in argv]), expect, code=code)
 
 
 @pytest.fixture(scope="module")
@@ -150,27 +142,6 @@ def test_onnx_of_the_given_weights_passes_the_check(work, task_checkpoint):
 
 
 # -- row 15: read-only outputs, refused before any work ----------------------------------------------
-def _run_with_readonly(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess with `folder` read-only: chmod for a normal user; for root (whom modes do not
-    stop) a read-only bind mount in a private mount namespace (`unshare -m`), else the test skips."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cli = [sys.executable, "-m", "inti_export.cli", *map(str, argv)]
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            return subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
-        finally:
-            folder.chmod(0o755)
-    if shutil.which("unshare") is None:
-        pytest.skip("root without unshare: no way to make a folder read-only")
-    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" || exit 77; shift; exec "$@"'
-    res = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(folder), *cli], env=env,
-                         capture_output=True, text=True, timeout=300)
-    if res.returncode == 77:
-        pytest.skip(f"cannot bind-mount read-only here: {res.stderr.strip()}")
-    return res
-
-
 @pytest.mark.parametrize("command", ["task", "pipeline", "optimize", "optimize-triton-repo"])
 def test_readonly_output_is_refused_before_work(tmp_path, command):
     ro = tmp_path / "ro"
@@ -180,9 +151,7 @@ def test_readonly_output_is_refused_before_work(tmp_path, command):
             "optimize": ["optimize", "--preset", "test-tiny", "-o", ro / "o"],
             "optimize-triton-repo": ["optimize", "--preset", "test-tiny", "-o", tmp_path / "o", "--triton-repo",
                                      ro / "repo"]}[command]
-    res = _run_with_readonly(ro, argv)
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.returncode == 1 and len(lines) == 1 and "is not writable" in lines[0], res.stderr
+    assert_one_line_error(run_readonly(ro, argv), "is not writable")
     assert list(ro.iterdir()) == [] and not (tmp_path / "o").exists()
 
 
@@ -236,11 +205,8 @@ def test_only_undecodable_videos_give_one_line_not_a_warning_per_video_first(tmp
     (tmp_path / "junk").mkdir()
     for name in ("a.mp4", "b.mp4"):
         (tmp_path / "junk" / name).write_text("not a video\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     res = subprocess.run([sys.executable, "-m", "inti_export.cli", "onnx", "-p", "test-tiny", "--videos",
-                          str(tmp_path / "junk"), "-o", str(tmp_path / "m.onnx")], env=env, capture_output=True,
+                          str(tmp_path / "junk"), "-o", str(tmp_path / "m.onnx")], env=cli_env(), capture_output=True,
                          text=True, timeout=300)
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.returncode == 1 and len(lines) == 1, res.stderr
-    assert "no clips could be loaded from 2 video(s): a.mp4" in lines[0] and "b.mp4" in lines[0]
+    assert_one_line_error(res, "no clips could be loaded from 2 video(s): a.mp4", "b.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk"]
