@@ -19,7 +19,7 @@ from inti_export.runtime.trt import (
     inspect_engine,
     parse_batch_profile,
 )
-from inti_export.vocab import TrtRuntime, Verbosity
+from inti_export.vocab import META_PRESET, TrtRuntime, Verbosity
 
 
 def trt(
@@ -133,7 +133,7 @@ def inspect(
         ("targets", f"{', '.join(info['compute_capabilities'])} ({info['compute_capabilities_source']})"),
         ("plugins", ", ".join(f"{p['namespace']}::{p['name']} v{p['version']}" for p in info["plugins"]) or "none"),
         ("onnx", f"{info['onnx_file']} sha256 {info['onnx_sha256'][:16]}..."),
-        ("preset", info["onnx_metadata"].get("inti.preset", "-")),
+        ("preset", info["onnx_metadata"].get(META_PRESET, "-")),
         ("build time", f"{info['build_time_s']:.2f} s"),
     ]
     summary = info.get("network_summary", {})

@@ -22,7 +22,25 @@ from inti_export.metrics import cosine_per_sample
 from inti_export.models import compute_mode
 from inti_export.models.video_vit import InTIVideoModel
 from inti_export.plugins import torch_op as _inti_op  # noqa: F401  registers torch.ops.inti.token_interpolate
-from inti_export.vocab import INPUT_NAME, package_versions, read_metadata  # noqa: F401  re-exported
+from inti_export.vocab import (
+    INPUT_NAME,
+    META_BOUNDARIES,
+    META_CONFIG,
+    META_FRAMES,
+    META_IMAGE_SIZE,
+    META_INPUTS,
+    META_INSERT_BEFORE,
+    META_INTI_OP,
+    META_MEAN,
+    META_OPSET,
+    META_OUTPUTS,
+    META_PRECISION,
+    META_PRESET,
+    META_STD,
+    META_VERSION,
+    Precision,
+    package_versions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,28 +92,29 @@ def sha256_state_dict(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def onnx_metadata(model: InTIVideoModel, spec: ExportSpec) -> dict[str, Any]:
+def export_metadata(model: InTIVideoModel, spec: ExportSpec) -> dict[str, Any]:
+    """The `inti.*` metadata an export writes for `model` (docs/reports.md), before JSON encoding."""
     cfg = model.cfg
     layout = "B,T,C,H,W"
     batch = "batch" if spec.dynamic_batch else spec.example_batch
     out_dim = cfg.num_classes or cfg.embed_dim
     return {
-        "inti.version": inti_export.__version__,
-        "inti.preset": cfg.name,
-        "inti.frames": cfg.frames,
-        "inti.image_size": cfg.image_size,
-        "inti.mean": list(cfg.mean),
-        "inti.std": list(cfg.std),
-        "inti.insert_before": list(cfg.insert_before),
-        "inti.inputs": [
+        META_VERSION: inti_export.__version__,
+        META_PRESET: cfg.name,
+        META_FRAMES: cfg.frames,
+        META_IMAGE_SIZE: cfg.image_size,
+        META_MEAN: list(cfg.mean),
+        META_STD: list(cfg.std),
+        META_INSERT_BEFORE: list(cfg.insert_before),
+        META_INPUTS: [
             {"name": INPUT_NAME, "shape": [batch, cfg.frames, 3, cfg.image_size, cfg.image_size],
              "layout": layout, "dtype": "float32", "normalisation": "CLIP mean/std, RGB, [0,1] before"}
         ],
-        "inti.outputs": [{"name": model.output_name, "shape": [batch, out_dim], "layout": "B,E"}],
-        "inti.opset": spec.opset,
-        "inti.inti_op": spec.inti_op,
-        "inti.precision": "fp32",
-        "inti.config": cfg.to_dict(),
+        META_OUTPUTS: [{"name": model.output_name, "shape": [batch, out_dim], "layout": "B,E"}],
+        META_OPSET: spec.opset,
+        META_INTI_OP: spec.inti_op,
+        META_PRECISION: Precision.fp32.value,
+        META_CONFIG: cfg.to_dict(),
     }
 
 
@@ -211,8 +230,8 @@ def export_onnx(
         passes.attach_inti_function(ir_model)
         boundaries = passes.name_boundaries(ir_model)
         passes.strip_node_metadata(ir_model)
-        metadata = onnx_metadata(model, spec)
-        metadata["inti.boundaries"] = boundaries
+        metadata = export_metadata(model, spec)
+        metadata[META_BOUNDARIES] = boundaries
         passes.set_metadata(ir_model, metadata)
         ir_model.producer_name, ir_model.producer_version = "inti-export", inti_export.__version__
         ir_model.graph.name = model.cfg.name

@@ -28,7 +28,7 @@ from inti_export.exporter.onnx_export import (
     ExportSpec,
     Verification,
     example_video,
-    onnx_metadata,
+    export_metadata,
     sha256_state_dict,
     torch_export_module,
     verification_against,
@@ -39,6 +39,8 @@ from inti_export.vocab import (
     HEAD_FILE,
     HEAD_INPUT,
     META_CUT,
+    META_INPUTS,
+    META_OUTPUTS,
     META_PART,
     META_STEM_SHA,
     PAIR_MANIFEST,
@@ -79,16 +81,16 @@ class StreamExportResult:
 
 def _metadata(model: InTIVideoModel, spec: ExportSpec, part: str, tokens: int) -> dict[str, Any]:
     c = model.cfg
-    meta = onnx_metadata(model, spec)
+    meta = export_metadata(model, spec)
     width, out_dim = c.width, c.num_classes or c.embed_dim
     if part == "stem":
-        meta["inti.inputs"] = [{"name": STEM_INPUT, "shape": ["frames", 3, c.image_size, c.image_size], "layout": "F,C,H,W",
+        meta[META_INPUTS] = [{"name": STEM_INPUT, "shape": ["frames", 3, c.image_size, c.image_size], "layout": "F,C,H,W",
                                 "dtype": "float32", "normalisation": "CLIP mean/std, RGB, [0,1] before"}]
-        meta["inti.outputs"] = [{"name": STEM_OUTPUT, "shape": ["frames", tokens, width], "layout": "F,N,D"}]
+        meta[META_OUTPUTS] = [{"name": STEM_OUTPUT, "shape": ["frames", tokens, width], "layout": "F,N,D"}]
     else:
-        meta["inti.inputs"] = [{"name": HEAD_INPUT, "shape": ["batch", c.frames, tokens, width], "layout": "B,T,N,D",
+        meta[META_INPUTS] = [{"name": HEAD_INPUT, "shape": ["batch", c.frames, tokens, width], "layout": "B,T,N,D",
                                 "dtype": "float32", "normalisation": "stem.onnx outputs, T consecutive frames"}]
-        meta["inti.outputs"] = [{"name": model.output_name, "shape": ["batch", out_dim], "layout": "B,E"}]
+        meta[META_OUTPUTS] = [{"name": model.output_name, "shape": ["batch", out_dim], "layout": "B,E"}]
     meta[META_PART] = part
     meta[META_CUT] = model.stem_blocks
     return meta

@@ -26,7 +26,11 @@ from inti_export.video.live import Frame
 from inti_export.vocab import (
     HEAD_FILE,
     HEAD_INPUT,
+    META_FRAMES,
+    META_IMAGE_SIZE,
+    META_OUTPUTS,
     META_PART,
+    META_PRESET,
     META_STEM_SHA,
     STEM_FILE,
     STEM_INPUT,
@@ -85,11 +89,11 @@ class StreamArtifact:
 
     @property
     def frames(self) -> int:
-        return int(self.meta["inti.frames"])
+        return int(self.meta[META_FRAMES])
 
     @property
     def image_size(self) -> int:
-        return int(self.meta["inti.image_size"])
+        return int(self.meta[META_IMAGE_SIZE])
 
 
 def load_stream_artifact(directory: str | Path) -> StreamArtifact:
@@ -127,8 +131,8 @@ class OrtStemHead:
 
         self.artifact = artifact if isinstance(artifact, StreamArtifact) else load_stream_artifact(artifact)
         self.frames, self.image_size = self.artifact.frames, self.artifact.image_size
-        self.output_name = self.artifact.meta["inti.outputs"][0]["name"]
-        self.preset = self.artifact.meta.get("inti.preset", "")
+        self.output_name = self.artifact.meta[META_OUTPUTS][0]["name"]
+        self.preset = self.artifact.meta.get(META_PRESET, "")
         self.name = "ort-cpu"
         self._stem = OrtRunner(self.artifact.stem_path, threads=threads, name="ort-stem")
         self._head = OrtRunner(self.artifact.head_path, threads=threads, name="ort-head")
