@@ -20,9 +20,9 @@ import onnxruntime as ort
 import torch
 
 from inti_export.exporter import ExportSpec, export_onnx
+from inti_export.jobs.inputs import clips_for
 from inti_export.metrics import cosine_per_sample
 from inti_export.models import create_model, list_presets
-from inti_export.tools.workflows import clips_for
 
 
 def main() -> None:

@@ -188,7 +188,7 @@ def check_blend(out: Path) -> int:
 
 def check_stream(out: Path, preset: str = "inti-b16", device: str = "cuda", stride: int = 4, windows: int = 24) -> int:
     """The stream split: stem once per frame + head once per window against the whole window, on CUDA.
-    Exact within the precision's parity tolerance (tools/compare.py); per-window time at `stride` new
+    Exact within the precision's parity tolerance (checks/compare.py); per-window time at `stride` new
     frames against recomputing the window."""
     torch = _torch()
     precisions = ("fp32",) if device == "cpu" else ("fp32", "fp16")
