@@ -95,27 +95,3 @@ def fake_engine(folder: Path, onnx_path: Path, runtime: str = "tensorrt", batch=
     ).save(engine)
     return engine
 
-
-def run_readonly(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess with `folder` read-only: chmod for a normal user; for root (whom modes do not
-    stop) a read-only bind mount in a private mount namespace (`unshare -m`), else the test skips."""
-    import shutil
-    import sys
-
-    import pytest
-
-    cli = [sys.executable, "-m", "inti_export.cli", *map(str, argv)]
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            return subprocess.run(cli, env=child_env(), capture_output=True, text=True, timeout=300)
-        finally:
-            folder.chmod(0o755)
-    if shutil.which("unshare") is None:
-        pytest.skip("root without unshare: no way to make a folder read-only")
-    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" || exit 77; shift; exec "$@"'
-    res = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(folder), *cli], env=child_env(),
-                         capture_output=True, text=True, timeout=300)
-    if res.returncode == 77:
-        pytest.skip(f"cannot bind-mount read-only here: {res.stderr.strip()}")
-    return res

@@ -11,7 +11,8 @@ import os
 import socket
 
 import pytest
-from serving_helpers import run_readonly, server_processes, serving_setup_missing
+from helpers import assert_one_line_error, run_readonly
+from serving_helpers import server_processes, serving_setup_missing
 from typer.testing import CliRunner
 
 from inti_export.cli import app
@@ -19,12 +20,7 @@ from inti_export.cli import app
 
 def _refused(argv: list, expect: str) -> str:
     """The CLI in-process must exit 1 with exactly one `error: ...` line containing `expect`."""
-    res = CliRunner().invoke(app, [str(a) for a in argv])
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.exit_code == 1, res.output
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], res.stderr
-    assert "unexpected" not in lines[0] and "Traceback" not in res.output
-    return lines[0]
+    return assert_one_line_error(CliRunner().invoke(app, [str(a) for a in argv]), expect)
 
 
 # -- row 11: a port whose last connections are in TIME_WAIT is free --------------------------------
@@ -60,9 +56,7 @@ def test_serve_log_that_is_a_directory_is_refused(tmp_path):
 def test_serve_log_in_a_read_only_folder_is_refused(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
-    res = run_readonly(ro, ["serve", tmp_path, "--log", ro / "server.log"])
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.returncode == 1 and len(lines) == 1 and "is not writable" in lines[0], res.stderr
+    assert_one_line_error(run_readonly(ro, ["serve", tmp_path, "--log", ro / "server.log"]), "is not writable")
     assert list(ro.iterdir()) == []
 
 
@@ -83,7 +77,7 @@ def test_triton_repo_labels_not_utf8_is_one_line(tmp_path, tiny_onnx):
 
 
 def test_labels_with_a_bom_read_as_utf8(tmp_path):
-    from inti_export.serving.repository import read_labels
+    from inti_export.serving.options import read_labels
 
     path = tmp_path / "labels.txt"
     path.write_bytes("\ufeffcat\ndog\n".encode())
@@ -105,9 +99,7 @@ def test_triton_repo_read_only_output_is_refused_before_work(tmp_path, tiny_onnx
     ro = tmp_path / "ro"
     ro.mkdir()
     out = ro / "repo" if where == "inside" else ro
-    res = run_readonly(ro, ["triton-repo", tiny_onnx.onnx_path, "-o", out])
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.returncode == 1 and len(lines) == 1 and "is not writable" in lines[0], res.stderr
+    assert_one_line_error(run_readonly(ro, ["triton-repo", tiny_onnx.onnx_path, "-o", out]), "is not writable")
     assert list(ro.iterdir()) == []
 
 
