@@ -139,3 +139,19 @@ def test_onnx_fp16(onnx_dir) -> Path:
 def foreign_onnx(onnx_dir) -> Path:
     """The FP32 graph without any `inti.*` metadata."""
     return _write_test_onnx(onnx_dir / "foreign.onnx", "fp32", metadata=False)
+
+
+@pytest.fixture(scope="session")
+def engines(tmp_path_factory, test_onnx, test_onnx_fp16):
+    """{"fp32"|"fp16": (engine path, EngineManifest)}, built once with the 1:2:4 profile of trt_marks.BATCH."""
+    from trt_marks import BATCH, RUNTIME
+
+    from inti_export.runtime.trt import BuildConfig, build_engine
+
+    out = tmp_path_factory.mktemp("engines")
+    config = BuildConfig(runtime=RUNTIME, batch=BATCH)
+    built = {}
+    for precision, onnx_path in (("fp32", test_onnx), ("fp16", test_onnx_fp16)):
+        path = out / f"tiny_{precision}.engine"
+        built[precision] = (path, build_engine(onnx_path, path, config))
+    return built

@@ -1,4 +1,6 @@
-"""Real TensorRT builds from the test ONNX (TensorRT-RTX builds without a GPU; full TensorRT needs one).
+"""Real TensorRT builds from the test ONNX (TensorRT-RTX builds without a GPU; full TensorRT needs one):
+building, checking, running, and the `trt`/`inspect` commands. Cancelling a build is in
+test_trt_cancel.py; engines that name a device, and plugin engines, in test_trt_devices.py.
 
 No mocks: without a TensorRT module these tests are skipped with that reason. Tests that run an
 engine are marked `gpu` and skipped where torch sees no CUDA device (or none TensorRT-RTX runs on).
@@ -8,16 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import signal
-import threading
-import time
 
 import numpy as np
 import pytest
+from trt_marks import BATCH, NEEDS_TRT, RUNTIME, copy_engine, cuda, needs_gpu, needs_rtx
 from typer.testing import CliRunner
 
-from inti_export.errors import EngineError, Interrupted, IntiExportError, RuntimeUnavailableError
+from inti_export.errors import EngineError, IntiExportError, RuntimeUnavailableError
 from inti_export.fileio import sha256_file
 from inti_export.jobs.engine import convert_and_build
 from inti_export.runtime.manifest import load_manifest, manifest_path
@@ -29,43 +28,9 @@ from inti_export.runtime.trt import (
     inspect_engine,
     load_trt_module,
     runtime_name,
-    verify_engine_artifact,
 )
-from inti_export.runtime.trt.config import gpu_compute_capability
-from inti_export.runtime.trt.loader import pick_runtime
-from inti_export.runtime.trt.runner import runtime_cache_path
 
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-RUNTIME, SKIP_REASON = pick_runtime(gpu_compute_capability())
-pytestmark = [pytest.mark.trt, pytest.mark.skipif(RUNTIME is None, reason=SKIP_REASON)]
-needs_rtx = pytest.mark.skipif(RUNTIME != "tensorrt-rtx", reason="checks TensorRT-RTX behaviour")
-needs_gpu = pytest.mark.skipif(not _cuda(), reason="no CUDA GPU: TensorRT engines run only on a GPU")
-BATCH = (1, 2, 4)
-
-
-@pytest.fixture(scope="session")
-def engines(tmp_path_factory, test_onnx, test_onnx_fp16):
-    """FP32 and FP16 engines built once, with a 1:2:4 batch profile."""
-    out = tmp_path_factory.mktemp("engines")
-    config = BuildConfig(runtime=RUNTIME, batch=BATCH)
-    built = {}
-    for precision, onnx_path in (("fp32", test_onnx), ("fp16", test_onnx_fp16)):
-        path = out / f"tiny_{precision}.engine"
-        built[precision] = (path, build_engine(onnx_path, path, config))
-    return built
-
-
-def _copy_engine(src, dst_dir):
-    dst = dst_dir / src.name
-    shutil.copy(src, dst)
-    shutil.copy(manifest_path(src), manifest_path(dst))
-    return dst
+pytestmark = NEEDS_TRT
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -229,7 +194,7 @@ def test_convert_and_build(test_onnx, test_onnx_fp16, foreign_onnx, tmp_path):
 # -- checking ---------------------------------------------------------------------------------
 def test_check_engine_accepts_fresh_build(engines):
     path, manifest = engines["fp32"]
-    if _cuda():
+    if cuda():
         pytest.skip("on a GPU the target check applies; see test_trt_runner")
     assert check_engine(path) == manifest
     assert check_engine(path, load_trt_module(RUNTIME)) == manifest
@@ -240,7 +205,7 @@ def test_check_engine_refuses(engines, tmp_path):
     with pytest.raises(EngineError, match="engine file not found"):
         check_engine(tmp_path / "nothing.engine")
 
-    corrupt = _copy_engine(src, tmp_path)
+    corrupt = copy_engine(src, tmp_path)
     data = bytearray(corrupt.read_bytes())
     data[100:116] = b"\xff" * 16
     corrupt.write_bytes(bytes(data))
@@ -255,7 +220,7 @@ def test_check_engine_refuses(engines, tmp_path):
 
     other = tmp_path / "other"
     other.mkdir()
-    mismatch = _copy_engine(src, other)
+    mismatch = copy_engine(src, other)
     data = json.loads(manifest_path(mismatch).read_text())
     manifest_path(mismatch).write_text(json.dumps({**data, "runtime_version": "0.0.1"}))
     with pytest.raises(EngineError, match=r"built with .* 0\.0\.1"):
@@ -266,7 +231,7 @@ def test_check_engine_refuses(engines, tmp_path):
         check_engine(mismatch, load_trt_module(RUNTIME))
     manifest_path(mismatch).write_text(json.dumps({**data, "compute_capabilities": ["SM01"],
                                                    "compute_capabilities_source": "requested"}))
-    if _cuda():
+    if cuda():
         with pytest.raises(EngineError, match="not this GPU"):
             check_engine(mismatch)
 
@@ -276,7 +241,7 @@ def test_inspect_engine(engines):
     info = inspect_engine(path)
     assert info["precision"] == "fp16" and info["engine_sha256"] == manifest.engine_sha256
     assert info["network_layers"] == manifest.network_layers
-    if not _cuda():
+    if not cuda():
         assert info["engine_layers"] is None and "no CUDA GPU" in info["engine_layers_note"]
         return
     try:  # on a GPU: the inspector's layers where the engine loads, else exactly the reason it does not
@@ -288,7 +253,7 @@ def test_inspect_engine(engines):
 
 
 def test_runner_without_gpu(engines):
-    if _cuda():
+    if cuda():
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeUnavailableError, match="no CUDA GPU: TensorRT engines run only on a GPU"), \
             TrtRunner(engines["fp32"][0]):
@@ -371,227 +336,3 @@ def test_cli_errors(cli, test_onnx, foreign_onnx, tmp_path):
     fails("inspect", bad, match="no manifest")
     r = cli("trt", foreign_onnx, "-o", out, "--runtime", RUNTIME, "--allow-foreign")
     assert r.exit_code == 0, r.output
-
-
-# -- artifacts, paths and cancellation (issue 11) ---------------------------------------------------
-def test_verify_engine_artifact_names_the_onnx(engines, test_onnx, test_onnx_fp16):
-    path, manifest = engines["fp32"]
-    assert verify_engine_artifact(path, test_onnx) == manifest
-    with pytest.raises(EngineError, match="built from another ONNX") as e:
-        verify_engine_artifact(path, test_onnx_fp16)
-    assert "\n" not in str(e.value) and str(test_onnx_fp16) in str(e.value)
-
-
-class _Phases:
-    """A BuildProgress that records TensorRT's phases and calls `on_first_step` once, from a builder thread."""
-
-    def __init__(self, on_first_step=None):
-        self.events, self.on_first_step = [], on_first_step
-
-    def phase_start(self, name, parent, steps):
-        self.events.append(("start", name))
-
-    def step_complete(self, name, step):
-        self.events.append(("step", name))
-        if self.on_first_step is not None:
-            first, self.on_first_step = self.on_first_step, None
-            first()
-
-    def phase_finish(self, name):
-        self.events.append(("finish", name))
-
-
-def _no_build_threads() -> bool:
-    """The builder thread has returned (it may still be unwinding for a moment)."""
-    for t in [t for t in threading.enumerate() if t.name.startswith("trt-build-")]:
-        t.join(10)
-    return not [t for t in threading.enumerate() if t.name.startswith("trt-build-")]
-
-
-@pytest.mark.parametrize("progress", [False, True], ids=["no-progress", "progress"])
-def test_build_cancelled_by_event(test_onnx, tmp_path, progress):
-    """Another thread sets the event: the builder stops at its next step and nothing is written."""
-    full = _Phases()
-    build_engine(test_onnx, tmp_path / "full.engine", BuildConfig(runtime=RUNTIME), progress=full)
-    full_steps = sum(kind == "step" for kind, _ in full.events)
-    for path in (tmp_path / "full.engine", manifest_path(tmp_path / "full.engine")):
-        path.unlink()
-
-    cancel = threading.Event()
-    phases = _Phases(on_first_step=cancel.set)
-    canceller = None
-    if not progress:  # no progress object: the monitor is installed anyway; cancel from a timer thread
-        phases = None
-        canceller = threading.Timer(0.0, cancel.set)
-        canceller.start()
-        canceller.join()
-    engine = tmp_path / "c.engine"
-    with pytest.raises(EngineError, match="cancelled: nothing was written") as e:
-        build_engine(test_onnx, engine, BuildConfig(runtime=RUNTIME), progress=phases, cancel=cancel)
-    assert "\n" not in str(e.value)
-    if phases is not None:
-        steps = sum(kind == "step" for kind, _ in phases.events)
-        assert steps == 1 < full_steps  # stopped at the first step of hundreds
-    assert list(tmp_path.iterdir()) == [] and _no_build_threads()
-
-
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_build_interrupted_by_a_signal(test_onnx, tmp_path, signum):
-    """A signal during the build reaches the waiting main thread, cancels the build, writes nothing.
-
-    As in the CLI, SIGTERM raises errors.Interrupted (a KeyboardInterrupt); SIGINT gets Python's own handler.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals are delivered to the main thread only")
-
-    def raise_interrupted(num, frame):
-        raise Interrupted(num)
-
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),  # KeyboardInterrupt
-                signal.SIGTERM: signal.signal(signal.SIGTERM, raise_interrupted)}
-    (tmp_path / "kept.txt").write_text("the folder as it was")
-    before = sorted(tmp_path.iterdir())
-    main = threading.main_thread().ident
-    cancel = threading.Event()
-
-    def interrupt_and_wait():
-        # from a builder thread: signal the waiting main thread, and hold this step until it has set the
-        # cancel event (the main thread's reaction takes a GIL switch, in which TensorRT runs on)
-        signal.pthread_kill(main, signum)
-        assert cancel.wait(10), "the main thread did not cancel"
-
-    phases = _Phases(on_first_step=interrupt_and_wait)
-    start = time.perf_counter()
-    try:
-        with pytest.raises(KeyboardInterrupt) as e:
-            build_engine(test_onnx, tmp_path / "s.engine", BuildConfig(runtime=RUNTIME), progress=phases,
-                         cancel=cancel)
-    finally:
-        for num, handler in previous.items():
-            signal.signal(num, handler)
-    assert isinstance(e.value, Interrupted) == (signum == signal.SIGTERM)
-    assert cancel.is_set() and sum(kind == "step" for kind, _ in phases.events) == 1  # stopped at that step
-    assert time.perf_counter() - start < 30
-    assert sorted(tmp_path.iterdir()) == before and _no_build_threads()
-
-
-# -- issue 18: engines that name a device, GPUs TensorRT-RTX does not run on, plugin engines --------
-def _fake_gpus(monkeypatch, *capabilities):
-    """torch sees CUDA devices of these compute capabilities ((9, 0), (8, 6), ...); nothing else is faked."""
-    import torch
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(capabilities))
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=0: capabilities[device])
-
-
-def test_runtime_follows_the_gpus_compute_capability(monkeypatch):
-    """TensorRT-RTX without a GPU or on one it supports; full TensorRT on one it does not (SM90)."""
-    import sys
-    import types
-
-    rtx_present = importlib.util.find_spec("tensorrt_rtx") is not None
-    monkeypatch.setitem(sys.modules, "tensorrt", None)  # full TensorRT: not importable
-    if rtx_present:
-        assert pick_runtime(None) == ("tensorrt-rtx", "")
-        _fake_gpus(monkeypatch, (8, 6))
-        assert pick_runtime(gpu_compute_capability()) == ("tensorrt-rtx", "")
-    _fake_gpus(monkeypatch, (9, 0))  # an H100 or H200
-    runtime, why = pick_runtime(gpu_compute_capability())
-    assert runtime is None and "import tensorrt" in why
-    if rtx_present:
-        assert "does not run on this GPU (SM90" in why
-    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))  # full TensorRT installed
-    assert pick_runtime(gpu_compute_capability()) == ("tensorrt", "")
-    monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)  # only full TensorRT, and no GPU
-    runtime, why = pick_runtime(None)
-    assert runtime is None and "only on a CUDA GPU" in why
-
-
-@needs_rtx
-def test_check_engine_reads_the_named_device(engines, tmp_path, monkeypatch):
-    src, _ = engines["fp32"]
-    path = _copy_engine(src, tmp_path)
-    data = json.loads(manifest_path(path).read_text())
-    manifest_path(path).write_text(json.dumps({**data, "compute_capabilities": ["SM86"],
-                                               "compute_capabilities_source": "requested"}))
-    _fake_gpus(monkeypatch, (9, 0), (8, 6))  # an H100 as device 0, an RTX 3090 as device 1
-    assert check_engine(path, device=1).compute_capabilities == ["SM86"]
-    with pytest.raises(EngineError, match=r"does not run on CUDA device 0 \(SM90\).*full TensorRT") as e:
-        check_engine(path)
-    assert "\n" not in str(e.value)
-    with pytest.raises(RuntimeUnavailableError, match="CUDA device 2 is not present"):
-        check_engine(path, device=2)
-    for device, match in ((0, "SM90"), (2, "not present")):  # the runner checks its own device first
-        with pytest.raises((EngineError, RuntimeUnavailableError), match=match):
-            TrtRunner(path, device=device).activate()
-    _fake_gpus(monkeypatch, (8, 9))
-    with pytest.raises(EngineError, match=r"targets \['SM86'\], not this GPU \(SM89\)"):
-        check_engine(path)
-    (tmp_path / "default").mkdir()
-    default = _copy_engine(src, tmp_path / "default")
-    assert check_engine(default).compute_capabilities_source == "default"  # SM89 is in the portable set
-
-
-@needs_rtx
-def test_aot_plugin_engines_need_no_registration(engines, tmp_path):
-    """An AOT plugin engine holds its kernel: checking it registers nothing (TensorRT-RTX would refuse)."""
-    from inti_export.plugins.trt_plugin import plugin_info
-
-    path = _copy_engine(engines["fp32"][0], tmp_path)
-    data = json.loads(manifest_path(path).read_text())
-    entry = {**plugin_info().to_dict(), "aot": True}
-    manifest_path(path).write_text(json.dumps({**data, "plugins": [entry]}))
-    if not _cuda():
-        assert check_engine(path).plugins == [entry]
-    manifest_path(path).write_text(json.dumps({**data, "plugins": [{**entry, "aot": False}]}))
-    with pytest.raises(EngineError, match="TensorRT-RTX does not support user plugins"):
-        check_engine(path)  # a Python-impl plugin engine must register, and cannot here
-
-
-@needs_rtx
-def test_plugin_parse_drops_the_function_and_sets_no_override(test_model_factory, tmp_path):
-    """With plugin=True the function is removed (no parser can inline it) and no override flag is set."""
-    from inti_export.plugins import trt_plugin
-    from inti_export.runtime.trt import parse as trt_parse
-    from inti_export.runtime.trt.loader import trt_logger
-
-    trt = load_trt_module(RUNTIME)
-    model = test_model_factory("fp32")
-    assert [f.name for f in model.functions] == ["TokenInterpolate"]
-    logger = trt_logger(trt)
-    network = trt.Builder(logger).create_network(trt_parse.network_flags(trt))
-    parser = trt.OnnxParser(network, logger)
-    with pytest.raises(EngineError, match="TokenInterpolate") as e:
-        trt_parse.parse(trt, parser, tmp_path / "m.onnx", model, trt_plugin, logger)
-    assert "could not parse" in str(e.value)  # no function to fall back on, no plugin in TensorRT-RTX
-    assert list(model.functions) == []
-    attrs = {a.name for a in model.graph.node[7].attribute}
-    assert model.graph.node[7].op_type == "TokenInterpolate" and {"plugin_namespace", "aot"} <= attrs
-    assert not parser.get_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
-
-
-@pytest.mark.gpu
-@needs_gpu
-@needs_rtx
-def test_rtx_runtime_cache_saved_and_reloaded(engines):
-    """TensorRT-RTX compiles kernels on first use; the runner keeps them in `model.engine.rtxcache`."""
-    from inti_export.runtime.trt.check import check_gpu_supported
-    from inti_export.runtime.trt.config import gpu_compute_capability
-
-    trt = load_trt_module(RUNTIME)
-    try:
-        check_gpu_supported(trt, gpu_compute_capability())
-    except EngineError as e:
-        pytest.skip(str(e))
-    path, _ = engines["fp32"]
-    cache = runtime_cache_path(path)
-    cache.unlink(missing_ok=True)
-    video = np.zeros((2, 4, 3, 8, 8), np.float32)
-    with TrtRunner(path) as runner:
-        first = runner.infer({"video": video})["embedding"]
-        assert not runner.runtime_cache_loaded
-    assert cache.is_file() and cache.stat().st_size > 0
-    with TrtRunner(path) as runner:
-        assert runner.runtime_cache_loaded
-        np.testing.assert_array_equal(runner.infer({"video": video})["embedding"], first)
