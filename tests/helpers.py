@@ -19,22 +19,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def assert_one_line_error(result, *fragments: str, code: int | None = 1) -> str:
+def assert_one_line_error(result, *fragments: str, code: int | None = 1, quiet: bool = False) -> str:
     """Bad input was refused the way every command refuses it: exit `code` (None: any non-zero), no
     traceback, and stderr holding exactly one non-blank line, `error: ...`, that is not an internal error
-    (`error: unexpected ...`) and contains every fragment. Returns that line.
+    (`error: unexpected ...`) and contains every fragment; with `quiet`, nothing on stdout either.
+    Returns that line.
 
     `result` is a typer `CliRunner` result (its stderr), a `subprocess.CompletedProcess` (text mode), or
     the stderr text itself (then no exit code is checked).
     """
     if isinstance(result, str):
-        stderr, rc, output = result, None, result
+        stdout, stderr, rc, output = "", result, None, result
     elif isinstance(result, subprocess.CompletedProcess):
-        stderr, rc, output = result.stderr, result.returncode, f"{result.stdout}{result.stderr}"
+        stdout, stderr, rc, output = result.stdout, result.stderr, result.returncode, f"{result.stdout}{result.stderr}"
     else:  # click.testing.Result
         exc = result.exception
         assert exc is None or isinstance(exc, SystemExit), f"raised {exc!r} instead of exiting\n{result.output}"
-        stderr, rc, output = result.stderr, result.exit_code, result.output
+        stdout, stderr, rc, output = result.stdout, result.stderr, result.exit_code, result.output
     if rc is not None:
         if code is None:
             assert rc not in (0, None), f"exit code {rc}, expected non-zero\n{output}"
@@ -44,6 +45,7 @@ def assert_one_line_error(result, *fragments: str, code: int | None = 1) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), f"not one `error: ...` line on stderr:\n{stderr}"
     line = lines[0]
+    assert not (quiet and stdout.strip()), f"stdout is not empty:\n{stdout}"
     assert not line.startswith("error: unexpected "), line
     missing = [f for f in fragments if f not in line]
     assert not missing, f"{missing} not in {line!r}"

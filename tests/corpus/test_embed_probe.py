@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error
 from typer.testing import CliRunner
 
 from inti_export.cli import app
@@ -39,10 +40,7 @@ def _embed(*args: str):
 
 
 def _error_line(res) -> str:
-    lines = [line for line in res.output.splitlines() if line.strip()]
-    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: "), res.output
-    assert "unexpected" not in lines[0], res.output
-    return lines[0]
+    return assert_one_line_error(res, quiet=True)
 
 
 def test_report_path_that_is_an_input_is_refused(tmp_path, one_video, tiny_onnx):

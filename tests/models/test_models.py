@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from helpers import assert_one_line_error
 from typer.testing import CliRunner
 
 from inti_export.cli import app
@@ -263,10 +264,9 @@ def test_cli_flops_json():
 
 def test_cli_errors_are_one_line():
     result = CliRunner().invoke(app, ["flops", "--preset", "inti-b16", "--frames", "6"])
-    assert result.exit_code == 1
-    assert result.stderr.strip().count("\n") == 0 and "frames=6" in result.stderr
+    assert_one_line_error(result, "frames=6")
     result = CliRunner().invoke(app, ["flops", "--preset", "nope"])
-    assert result.exit_code == 1 and "unknown preset 'nope'" in result.stderr
+    assert_one_line_error(result, "unknown preset 'nope'")
 
 
 def test_cli_presets_table(monkeypatch, flops_of):

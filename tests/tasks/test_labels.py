@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import assert_one_line_error
 from typer.testing import CliRunner
 
 from inti_export.calibration.report import to_markdown
@@ -13,7 +14,7 @@ from inti_export.cli import app
 
 def _one_line_error(res, name: str) -> None:
     assert res.exit_code in (1, 2), res.output
-    assert name in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    assert_one_line_error(res, name, code=None, quiet=True)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import assert_one_line_error
 from typer.testing import CliRunner
 
 from inti_export.cli import app
@@ -240,7 +241,7 @@ def test_pareto_front():
 )
 def test_bad_options_are_one_line_before_any_work(tmp_path, args, message):
     res = CliRunner().invoke(app, ["optimize", "-o", str(tmp_path / "out"), *args])
-    assert res.exit_code == 1 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.output
+    assert_one_line_error(res, message)
     assert not (tmp_path / "out").exists()
 
 
