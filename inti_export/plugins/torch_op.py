@@ -35,7 +35,7 @@ def _(h, a, b, w1, b1, w2, b2):
 
 
 @token_interpolate.register_kernel("cuda")
-def _token_interpolate_cuda(h, a, b, w1, b1, w2, b2):
+def token_interpolate_cuda(h, a, b, w1, b1, w2, b2):
     """CUDA: the fused Triton kernel (triton is imported on the first CUDA call, not here).
 
     The kernel reads contiguous rows of one activation dtype: `a` and `b` are usually strided views of

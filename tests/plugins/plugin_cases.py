@@ -59,12 +59,12 @@ def run_cases(cases: list[dict]) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # numpy's exp overflow on saturated logits
                 if case.get("via") == "op_cuda":
-                    from inti_export.plugins.torch_op import _token_interpolate_cuda
+                    from inti_export.plugins.torch_op import token_interpolate_cuda
 
                     h, a, b, *weights = inputs
                     pairs = torch.stack([a, b], dim=-2)  # (..., 2, D): a, b become strided views
                     inputs = (h.half(), pairs[..., 0, :], pairs[..., 1, :], *weights)
-                    y = _token_interpolate_cuda(*inputs)
+                    y = token_interpolate_cuda(*inputs)
                 else:
                     y = token_interpolate_triton(*inputs)
             results[case["id"]] = {"y": y, "ref": token_interpolate_reference(*inputs)}
