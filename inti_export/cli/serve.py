@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from inti_export.cli._common import cli_errors, console
-from inti_export.serving.repository import Backend, InstanceKind
+from inti_export.vocab import InstanceKind, ServingBackend
 
 
 def triton_repo(
@@ -17,8 +17,8 @@ def triton_repo(
     output: Annotated[Path, typer.Option("--output", "-o", help="The model repository folder (created if missing).")],
     name: Annotated[str | None, typer.Option("--name", help="Model name (default: the preset).")] = None,
     backend: Annotated[
-        Backend, typer.Option("--backend", help="Triton backend that serves the model.")
-    ] = Backend.python,
+        ServingBackend, typer.Option("--backend", help="Triton backend that serves the model.")
+    ] = ServingBackend.python,
     max_batch: Annotated[
         int | None, typer.Option("--max-batch", help="max_batch_size (default: engine profile max, 8 for ONNX).")
     ] = None,
@@ -37,7 +37,7 @@ def triton_repo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Write a Triton model repository for an artifact: config.pbtxt from its own metadata, warmup, ensemble."""
-    from inti_export.serving.repository import RepoConfig, write_triton_repo
+    from inti_export.serving import RepoConfig, write_triton_repo
 
     with cli_errors():
         config = RepoConfig(

@@ -14,7 +14,7 @@ from pathlib import Path
 from inti_export.corpus.names import is_utf8, shown
 from inti_export.errors import IntiExportError
 from inti_export.video.preprocess import Preprocess
-from inti_export.vocab import META_FRAMES, META_IMAGE_SIZE, META_MEAN, META_STD, RunnerKind
+from inti_export.vocab import RunnerKind
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 _ONNX_RUNNERS = (RunnerKind.ort.value, RunnerKind.ort_cuda.value, RunnerKind.ov.value)
@@ -95,21 +95,14 @@ class ModelSource:
 
     def preprocess(self) -> Preprocess:
         """Frames, image size and normalisation the model expects."""
-        from inti_export.video.preprocess import preprocess_for
+        from inti_export.video.preprocess import preprocess_for, preprocess_from_metadata
 
         if self.preset is not None:
             from inti_export.models.config import get_config
 
             return preprocess_for(get_config(self.preset))
-        meta = self.metadata()
-        missing = [k for k in (META_FRAMES, META_IMAGE_SIZE, META_MEAN, META_STD) if k not in meta]
-        if missing:
-            raise IntiExportError(
-                f"{self.artifact} lacks metadata {missing}: export it with `inti-export onnx`, or pass --preset"
-            )
-        return Preprocess(
-            frames=int(meta[META_FRAMES]), image_size=int(meta[META_IMAGE_SIZE]),
-            mean=tuple(meta[META_MEAN]), std=tuple(meta[META_STD]),
+        return preprocess_from_metadata(
+            self.metadata(), self.artifact, "export it with `inti-export onnx`, or pass --preset"
         )
 
     def sha256(self) -> str:

@@ -115,7 +115,7 @@ def run_stream(cfg: StreamConfig, out: TextIO, on_window: Callable[[StreamSummar
     """Stream `cfg.source` through the model; JSON lines to `out`; the summary at the end."""
     from inti_export.runtime.stream import StreamSession
     from inti_export.video.live import FrameReader, parse_source
-    from inti_export.video.preprocess import Preprocess
+    from inti_export.video.preprocess import preprocess_for, preprocess_from_metadata
 
     cfg.check()
     source = parse_source(cfg.source)
@@ -124,9 +124,8 @@ def run_stream(cfg: StreamConfig, out: TextIO, on_window: Callable[[StreamSummar
     stride = cfg.stride if cfg.stride is not None else max(1, t // 2)
     session = StreamSession(model, stride)  # a bad stride fails here, before the source opens
     drop = cfg.drop or ("latest" if source.live or cfg.realtime else "none")
-    meta = getattr(model, "artifact", None)
-    mean, std = (meta.meta["inti.mean"], meta.meta["inti.std"]) if meta else (model.model.cfg.mean, model.model.cfg.std)
-    pre = Preprocess(frames=t, image_size=model.image_size, mean=tuple(mean), std=tuple(std))
+    artifact = getattr(model, "artifact", None)  # a split export, else a preset's model
+    pre = preprocess_from_metadata(artifact.meta, artifact.head_path) if artifact else preprocess_for(model.model.cfg)
     reader = FrameReader(source, pre, sample_every=cfg.sample_every, max_queue=cfg.max_queue or t, drop=drop,
                          realtime=cfg.realtime, duration_s=cfg.duration_s, timeout_s=cfg.timeout_s)
     summary = StreamSummary(cfg.source, model.name, getattr(model, "preset", ""), t, stride, drop,

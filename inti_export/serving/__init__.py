@@ -6,12 +6,11 @@ artifact -> `write_triton_repo(artifact, repo, RepoConfig)` -> repository -> `Tr
 
 from inti_export.serving.artifact import Artifact, RepositoryError, read_artifact
 from inti_export.serving.config import check_repository
-from inti_export.serving.repository import Backend, InstanceKind, RepoConfig, RepoReport, write_triton_repo
+from inti_export.serving.options import RepoConfig
+from inti_export.serving.repository import RepoReport, write_triton_repo
 
 __all__ = [
     "Artifact",
-    "Backend",
-    "InstanceKind",
     "RepoConfig",
     "RepoReport",
     "RepositoryError",

@@ -16,6 +16,7 @@ from typing import Any
 
 from inti_export import vocab
 from inti_export.errors import IntiExportError
+from inti_export.video.preprocess import Preprocess, preprocess_from_metadata
 
 ONNX = "onnx"
 ENGINE = "engine"
@@ -87,14 +88,14 @@ class Artifact:
         return int(self.metadata[vocab.META_IMAGE_SIZE])
 
     @property
-    def preprocess(self) -> dict[str, Any]:
-        """The clip settings the model expects (calibration/clips.py Preprocess fields)."""
-        return {
-            "frames": self.frames,
-            "image_size": self.image_size,
-            "mean": [float(m) for m in self.metadata[vocab.META_MEAN]],
-            "std": [float(s) for s in self.metadata[vocab.META_STD]],
-        }
+    def preprocess(self) -> Preprocess:
+        """The clip settings the model expects, from its `inti.*` metadata."""
+        return preprocess_from_metadata(self.metadata, self.path, "export it with `inti-export onnx`")
+
+    def preprocess_json(self) -> str:
+        """`preprocess` as the JSON of a config.pbtxt parameter, read back by `Preprocess(**json.loads(...))`."""
+        pre = self.preprocess
+        return json.dumps({"frames": pre.frames, "image_size": pre.image_size, "mean": list(pre.mean), "std": list(pre.std)})
 
     @property
     def num_classes(self) -> int:

@@ -1,4 +1,4 @@
-"""What `write_triton_repo` is asked for: `RepoConfig` and its choices, each value checked before any work.
+"""What `write_triton_repo` is asked for: `RepoConfig`, each value checked before any work.
 
 Ranges follow Triton's `model_config.proto` (max_batch_size and an instance group's count are int32,
 the dynamic batcher's queue delay a uint64), so a config is never refused only after the work
@@ -7,7 +7,6 @@ the dynamic batcher's queue delay a uint64), so a config is never refused only a
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 from dataclasses import dataclass
@@ -15,22 +14,10 @@ from pathlib import Path
 
 from inti_export import vocab
 from inti_export.serving.artifact import RepositoryError
+from inti_export.vocab import InstanceKind, ServingBackend
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 INT32_MAX, UINT64_MAX = 2**31 - 1, 2**64 - 1
-
-
-class Backend(str, enum.Enum):
-    """Which Triton backend serves the model."""
-
-    python = "python"
-    onnxruntime = "onnxruntime"
-    tensorrt = "tensorrt"
-
-
-class InstanceKind(str, enum.Enum):
-    cpu = "cpu"
-    gpu = "gpu"
 
 
 @dataclass
@@ -38,7 +25,7 @@ class RepoConfig:
     """How `write_triton_repo` lays out the repository."""
 
     name: str | None = None  # default: the artifact's preset name
-    backend: Backend = Backend.python
+    backend: ServingBackend = ServingBackend.python
     max_batch: int | None = None  # default: the engine profile's max, 8 for an ONNX
     instances: int = 1
     kind: InstanceKind = InstanceKind.cpu
@@ -50,9 +37,9 @@ class RepoConfig:
     preferred_batch_sizes: tuple[int, ...] = ()  # dynamic batcher's preferred sizes; () -> max/2 and max
 
     def __post_init__(self) -> None:
-        self.backend = _enum(Backend, self.backend, "backend")
+        self.backend = _enum(ServingBackend, self.backend, "backend")
         self.kind = _enum(InstanceKind, self.kind, "instance kind")
-        if self.name is not None and not _NAME_RE.match(self.name):
+        if self.name is not None and not MODEL_NAME_RE.match(self.name):
             raise RepositoryError(f"model name {self.name!r} must be letters, digits, '_', '-', '.': pick another")
         if self.max_batch is not None and not 1 <= self.max_batch <= INT32_MAX:
             raise RepositoryError(

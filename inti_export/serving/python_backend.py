@@ -2,7 +2,7 @@
 
 `EmbeddingModel` runs this project's own runner (OrtRunner, or TrtRunner for an engine) on the
 batch Triton's dynamic batcher assembled; `VideoModel` turns encoded video bytes into the clip the
-model expects with calibration/clips.py, the same frames and normalisation as parity. Each request
+model expects with video/ (decode, preprocess), the same frames and normalisation as parity. Each request
 that fails gets its own error response naming the problem; the others in the batch still succeed.
 `triton_python_backend_utils` exists only inside the stub, so it is imported there.
 """

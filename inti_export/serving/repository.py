@@ -5,13 +5,12 @@ Layout (Triton's conventions, docs/serving.md):
     REPO/<name>/config.pbtxt            the model: onnxruntime, tensorrt or python backend
     REPO/<name>/1/model.onnx|model.plan the artifact, its manifest beside it (+ model.py for python)
     REPO/<name>/warmup/video            a real clip, (T, 3, H, W) float32, for model_warmup
-    REPO/<name>_video/...               --video: encoded bytes -> clip (Python backend, calibration/clips.py)
+    REPO/<name>_video/...               --video: encoded bytes -> clip (Python backend, video/decode.py)
     REPO/<name>_ensemble/config.pbtxt   --video: bytes -> clip -> embedding (or logits with labels)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -23,14 +22,8 @@ import numpy as np
 from inti_export import vocab
 from inti_export.serving.artifact import ENGINE, ONNX, Artifact, RepositoryError, read_artifact
 from inti_export.serving.config import CONFIG_NAME, model_config_pb2, write_config
-from inti_export.serving.options import (  # noqa: F401  (re-exported: the names callers know)
-    _NAME_RE,
-    INT32_MAX,
-    Backend,
-    InstanceKind,
-    RepoConfig,
-    read_labels,
-)
+from inti_export.serving.options import MODEL_NAME_RE, RepoConfig, read_labels
+from inti_export.vocab import InstanceKind, ServingBackend
 
 VIDEO_BYTES = "video_bytes"  # the video model's and the ensemble's input: one encoded video per batch row
 LABELS_FILE = "labels.txt"
@@ -63,7 +56,7 @@ def write_triton_repo(
     repo = _check_repo_folder(Path(repo))
     artifact = read_artifact(artifact_path)
     name = config.name or str(artifact.metadata.get(vocab.META_PRESET) or artifact.path.stem)
-    if not _NAME_RE.match(name):
+    if not MODEL_NAME_RE.match(name):
         raise RepositoryError(f"model name {name!r} (from the artifact) is not a valid Triton name: pass --name")
     max_batch = _check_batch(artifact, config.max_batch)
     _check_backend(artifact, config)
@@ -140,11 +133,11 @@ def _check_batch(artifact: Artifact, requested: int | None) -> int:
 def _check_backend(artifact: Artifact, config: RepoConfig) -> None:
     if config.kind == InstanceKind.cpu and artifact.kind == ENGINE:
         raise RepositoryError(f"engine {artifact.path} runs only on a GPU: pass --kind gpu")
-    if config.backend == Backend.onnxruntime and artifact.kind != ONNX:
+    if config.backend == ServingBackend.onnxruntime and artifact.kind != ONNX:
         raise RepositoryError(
             f"--backend onnxruntime needs an ONNX file, not the engine {artifact.path}: use tensorrt or python"
         )
-    if config.backend == Backend.tensorrt:
+    if config.backend == ServingBackend.tensorrt:
         if artifact.kind != ENGINE:
             raise RepositoryError(
                 f"--backend tensorrt needs an engine built by `inti-export trt`, not {artifact.path}:"
@@ -184,9 +177,8 @@ def _warmup_clip(artifact: Artifact) -> tuple[str, np.ndarray] | None:
     from inti_export.errors import VideoError
     from inti_export.video.decode import load_clip
     from inti_export.video.discover import find_videos, shipped_videos_dir
-    from inti_export.video.preprocess import Preprocess
 
-    pre = Preprocess(**artifact.preprocess)
+    pre = artifact.preprocess
     for path in sorted(find_videos(shipped_videos_dir()), key=lambda p: p.stat().st_size):
         try:
             return str(path), load_clip(path, pre)
@@ -237,9 +229,9 @@ def _write_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name,
     version.mkdir(parents=True)
     cfg = pb.ModelConfig()
     model_file = "model.onnx" if artifact.kind == ONNX else "model.plan"
-    if config.backend == Backend.onnxruntime:
+    if config.backend == ServingBackend.onnxruntime:
         cfg.platform, cfg.backend = "onnxruntime_onnx", "onnxruntime"
-    elif config.backend == Backend.tensorrt:
+    elif config.backend == ServingBackend.tensorrt:
         cfg.platform, cfg.backend = "tensorrt_plan", "tensorrt"
     else:
         cfg.backend = "python"
@@ -253,7 +245,7 @@ def _write_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name,
             },
         )
         _write_shim(version, "EmbeddingModel")
-    if config.backend != Backend.python:  # the python backend takes this as its script's name
+    if config.backend != ServingBackend.python:  # the python backend takes this as its script's name
         cfg.default_model_filename = model_file
     _common(pb, cfg, name, max_batch, config, opt=artifact.batch[1] if artifact.batch else None)
     for t in artifact.inputs:
@@ -261,7 +253,7 @@ def _write_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name,
     _outputs(cfg, artifact, labels, folder)
     _parameters(
         cfg,
-        {"preprocess": json.dumps(artifact.preprocess), "preset": str(artifact.metadata.get(vocab.META_PRESET, ""))},
+        {"preprocess": artifact.preprocess_json(), "preset": str(artifact.metadata.get(vocab.META_PRESET, ""))},
     )
     shutil.copyfile(artifact.path, version / model_file)
     if artifact.manifest is not None:
@@ -281,7 +273,7 @@ def _write_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name,
 
 
 def _write_video_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name: str, max_batch: int):
-    """Encoded video bytes (TYPE_STRING) -> clip (T, 3, H, W) float32, by calibration/clips.py."""
+    """Encoded video bytes (TYPE_STRING) -> clip (T, 3, H, W) float32, by video/decode.py."""
     version = folder / VERSION
     version.mkdir(parents=True)
     cfg = pb.ModelConfig()
@@ -299,7 +291,7 @@ def _write_video_model(pb, folder: Path, artifact: Artifact, config: RepoConfig,
     o = cfg.output.add()
     o.name, o.data_type = vocab.INPUT_NAME, pb.TYPE_FP32
     o.dims.extend(artifact.inputs[0].dims)
-    _parameters(cfg, {"preprocess": json.dumps(artifact.preprocess)})
+    _parameters(cfg, {"preprocess": artifact.preprocess_json()})
     _write_shim(version, "VideoModel")
     # No model_warmup here: Triton's warmup of a TYPE_STRING input from a file crashed the server
     # (tritonserver 2.59 in nvidia-pytriton 0.7.0); VideoModel.initialize decodes a real video instead.

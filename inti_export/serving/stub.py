@@ -145,7 +145,7 @@ def stub_modules(repo: Path, models: list[str]) -> list[str]:
         elif "artifact" in params:
             modules += ["onnx", "onnxruntime"]
         else:
-            modules.append("av")  # the video model decodes with PyAV (calibration/clips.py)
+            modules.append("av")  # the video model decodes with PyAV (video/decode.py)
     modules.append("inti_export.serving.python_backend")
     return list(dict.fromkeys(modules))
 

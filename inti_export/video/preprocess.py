@@ -65,13 +65,14 @@ def preprocess_for(cfg) -> Preprocess:
     return Preprocess(frames=cfg.frames, image_size=cfg.image_size, mean=tuple(cfg.mean), std=tuple(cfg.std))
 
 
-def preprocess_from_metadata(meta: dict[str, Any], source: str | os.PathLike) -> Preprocess:
-    """The `Preprocess` that decoded `inti.*` metadata describes; a one-line error naming `source` when keys lack."""
+def preprocess_from_metadata(
+    meta: dict[str, Any], source: str | os.PathLike, hint: str = "use an ONNX written by `inti-export onnx`"
+) -> Preprocess:
+    """The `Preprocess` that decoded `inti.*` metadata describes; a one-line error naming `source` (and
+    what to do: `hint`) when keys lack."""
     missing = [k for k in (META_FRAMES, META_IMAGE_SIZE, META_MEAN, META_STD) if k not in meta]
     if missing:
-        raise CalibrationError(
-            f"{source} lacks metadata {', '.join(missing)}; use an ONNX written by `inti-export onnx`"
-        )
+        raise CalibrationError(f"{source} lacks metadata {', '.join(missing)}; {hint}")
     return Preprocess(
         frames=int(meta[META_FRAMES]),
         image_size=int(meta[META_IMAGE_SIZE]),
