@@ -383,7 +383,9 @@ def test_foreign_onnx_needs_allow_foreign(tmp_path, foreign):
     assert read_metadata(out)["inti.precision"] == "fp16" and "inti.version" not in read_metadata(out)
 
 
-def test_output_that_is_an_input_is_refused(tmp_path, fp32, npz):
+def test_calibrate_refuses_its_model_or_data_as_output_or_report(tmp_path, fp32, npz):
+    """calibrate names its model and calibration data as inputs to the output check (the check itself:
+    tests/test_fileio.py::test_output_that_is_an_input_is_refused)."""
     src = tmp_path / "m.onnx"
     shutil.copyfile(fp32, src)
     before = src.read_bytes()
