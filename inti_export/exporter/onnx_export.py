@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,14 +38,15 @@ from inti_export.vocab import (
     META_PRESET,
     META_STD,
     META_VERSION,
+    InTIOp,
     Precision,
     package_versions,
+    values,
 )
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 20  # torch.onnx's dynamo default; the InTI function uses opset-18 ops only
-InTIOp = Literal["function", "decomposed"]
 
 
 @dataclass
@@ -54,7 +55,7 @@ class ExportSpec:
 
     opset: int = DEFAULT_OPSET
     dynamic_batch: bool = True
-    inti_op: InTIOp = "function"
+    inti_op: str = InTIOp.function.value  # a vocab.InTIOp value
     example_batch: int = 2  # >= 2 so the batch axis is not specialised to a constant
     max_batch: int = 1024
 
@@ -136,7 +137,7 @@ def torch_export_module(
     """One-input `module` -> onnx_ir.Model; axis 0 named `dim_name` and dynamic when `spec.dynamic_batch`."""
     dynamic = {input_name: {0: torch.export.Dim(dim_name, min=1, max=spec.max_batch)}} if spec.dynamic_batch else None
     functions.register_schema()
-    mode = compute_mode.scoped(fused_attention=False, blend_op=spec.inti_op == "function")
+    mode = compute_mode.scoped(fused_attention=False, blend_op=spec.inti_op == InTIOp.function)
     with mode, torch.no_grad(), contextlib.redirect_stdout(open(os.devnull, "w")):
         program = torch.onnx.export(
             module,
@@ -211,7 +212,7 @@ def export_onnx(
     step = on_step or (lambda text: logger.info("%s", text))
     spec = spec or ExportSpec()
     output = Path(output)
-    if spec.inti_op not in ("function", "decomposed"):
+    if spec.inti_op not in values(InTIOp):
         raise ExportError(f"inti_op={spec.inti_op!r}: use 'function' or 'decomposed'")
     if spec.opset < 18:
         raise ExportError(f"opset={spec.opset}: the exporter needs opset 18 or newer")
@@ -236,7 +237,7 @@ def export_onnx(
         ir_model.producer_name, ir_model.producer_version = "inti-export", inti_export.__version__
         ir_model.graph.name = model.cfg.name
         n_inti = len(passes.inti_nodes(ir_model))
-        if spec.inti_op == "function" and n_inti != len(model.cfg.insert_before):
+        if spec.inti_op == InTIOp.function and n_inti != len(model.cfg.insert_before):
             raise ExportError(f"expected {len(model.cfg.insert_before)} TokenInterpolate nodes, found {n_inti}")
         import onnx_ir
 

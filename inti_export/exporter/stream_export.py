@@ -47,6 +47,7 @@ from inti_export.vocab import (
     STEM_FILE,
     STEM_INPUT,
     STEM_OUTPUT,
+    InTIOp,
     package_versions,
 )
 
@@ -185,7 +186,7 @@ def export_stream(
         step(f"exporting the head of {c.name} (first InTI layer to {model.output_name}, one window at a time)")
         head_ir = _export_half(model, "head", spec, tokens)
         n_inti = len(passes.inti_nodes(head_ir))
-        if spec.inti_op == "function" and n_inti != len(c.insert_before):
+        if spec.inti_op == InTIOp.function and n_inti != len(c.insert_before):
             raise ExportError(f"expected {len(c.insert_before)} TokenInterpolate nodes in the head, found {n_inti}")
         passes.set_metadata(head_ir, {**_metadata(model, spec, "head", tokens), META_STEM_SHA: stem_sha})
         onnx_ir.save(head_ir, head_tmp)
