@@ -13,9 +13,13 @@ from inti_export.errors import IntiExportError, RuntimeUnavailableError
 from inti_export.models import compute_mode
 from inti_export.runtime.base import Runner, TensorSpec
 from inti_export.runtime.cpu import cpuinfo_text, flags_from
-from inti_export.vocab import INPUT_NAME
+from inti_export.vocab import INPUT_NAME, TorchPrecision
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_DTYPES = {  # every vocab.TorchPrecision -> its torch dtype (tests/runtime/test_runners.py checks)
+    TorchPrecision.fp32.value: torch.float32,
+    TorchPrecision.fp16.value: torch.float16,
+    TorchPrecision.bf16.value: torch.bfloat16,
+}
 # CPU flags of native half-precision matrix arithmetic. Without them PyTorch's CPU matmul in that
 # dtype is emulated: about 90-100x slower than FP32 on an AVX2 EPYC (docs/benchmarks.md, "PyTorch FP16 on the CPU").
 NATIVE_HALF_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16", "asimdhp"), "bf16": ("avx512_bf16", "amx_bf16", "bf16")}

@@ -21,6 +21,16 @@ def test_torch_and_ort_agree(tiny_model, tiny_onnx, tiny_clips):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_torch_runner_casts_to_every_torch_precision(tiny_model):
+    """The PyTorch runner's dtypes are vocab.TorchPrecision's values, the list bench and optimize offer."""
+    from inti_export.runtime import torch_runner
+    from inti_export.vocab import TorchPrecision, values
+
+    assert tuple(torch_runner._DTYPES) == values(TorchPrecision)
+    with pytest.raises(IntiExportError, match="supports fp32, fp16, bf16"):
+        TorchRunner(tiny_model, precision="int8")
+
+
 @pytest.mark.parametrize(
     "video, match",
     [
