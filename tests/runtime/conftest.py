@@ -113,7 +113,7 @@ def _write_test_onnx(path: Path, precision: str = "fp32", metadata: bool = True)
 
 
 @pytest.fixture(scope="session")
-def test_model_factory():
+def toy_model_factory():
     """make_test_model(precision, metadata, seed) -> onnx.ModelProto, for tests that edit the graph."""
     return make_test_model
 
@@ -124,13 +124,13 @@ def onnx_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def test_onnx(onnx_dir) -> Path:
+def toy_onnx(onnx_dir) -> Path:
     """The FP32 test ONNX with our metadata (input `video` (B, 4, 3, 8, 8), output `embedding` (B, 16))."""
     return _write_test_onnx(onnx_dir / "tiny_fp32.onnx", "fp32")
 
 
 @pytest.fixture(scope="session")
-def test_onnx_fp16(onnx_dir) -> Path:
+def toy_onnx_fp16(onnx_dir) -> Path:
     """The same graph cast to FP16 inside (FP32 I/O), `inti.precision` = fp16."""
     return _write_test_onnx(onnx_dir / "tiny_fp16.onnx", "fp16")
 
@@ -142,7 +142,7 @@ def foreign_onnx(onnx_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def engines(tmp_path_factory, test_onnx, test_onnx_fp16):
+def engines(tmp_path_factory, toy_onnx, toy_onnx_fp16):
     """{"fp32"|"fp16": (engine path, EngineManifest)}, built once with the 1:2:4 profile of trt_marks.BATCH."""
     from trt_marks import BATCH, RUNTIME
 
@@ -151,7 +151,7 @@ def engines(tmp_path_factory, test_onnx, test_onnx_fp16):
     out = tmp_path_factory.mktemp("engines")
     config = BuildConfig(runtime=RUNTIME, batch=BATCH)
     built = {}
-    for precision, onnx_path in (("fp32", test_onnx), ("fp16", test_onnx_fp16)):
+    for precision, onnx_path in (("fp32", toy_onnx), ("fp16", toy_onnx_fp16)):
         path = out / f"tiny_{precision}.engine"
         built[precision] = (path, build_engine(onnx_path, path, config))
     return built

@@ -34,7 +34,7 @@ pytestmark = NEEDS_TRT
 
 
 # -- building ---------------------------------------------------------------------------------
-def test_fp32_engine_and_manifest(engines, test_onnx):
+def test_fp32_engine_and_manifest(engines, toy_onnx):
     path, manifest = engines["fp32"]
     trt = load_trt_module(RUNTIME)
     assert path.is_file() and manifest_path(path).is_file()
@@ -43,7 +43,7 @@ def test_fp32_engine_and_manifest(engines, test_onnx):
     assert manifest.runtime == RUNTIME == runtime_name(trt) and manifest.runtime_version == trt.__version__
     assert manifest.precision == "fp32"
     assert manifest.engine_sha256 == sha256_file(path) and manifest.engine_size == path.stat().st_size > 0
-    assert manifest.onnx_sha256 == sha256_file(test_onnx)
+    assert manifest.onnx_sha256 == sha256_file(toy_onnx)
     assert manifest.onnx_metadata["inti.version"] and manifest.onnx_metadata["inti.frames"] == "4"
     assert manifest.plugins == [] and manifest.build["strongly_typed"] is True
     assert manifest.build_time_s > 0
@@ -101,33 +101,33 @@ def test_precision_in_layer_dtypes(engines):
 
 
 @needs_rtx
-def test_rtx_compute_capabilities(engines, test_onnx, tmp_path):
+def test_rtx_compute_capabilities(engines, toy_onnx, tmp_path):
     _, manifest = engines["fp32"]
     assert manifest.compute_capabilities_source == "default"
     assert manifest.compute_capabilities == ["SM80", "SM86", "SM89", "SM120"]
-    m = build_engine(test_onnx, tmp_path / "sm86.engine", BuildConfig(runtime=RUNTIME, compute_capabilities=("8.6",)))
+    m = build_engine(toy_onnx, tmp_path / "sm86.engine", BuildConfig(runtime=RUNTIME, compute_capabilities=("8.6",)))
     assert (m.compute_capabilities, m.compute_capabilities_source) == (["SM86"], "requested")
     # Turing has no FP32 GEMM in TensorRT-RTX: the builder refuses, and says so in one line.
     with pytest.raises(EngineError, match="SM75") as e:
-        build_engine(test_onnx, tmp_path / "sm75.engine", BuildConfig(runtime=RUNTIME, compute_capabilities=("SM75",)))
+        build_engine(toy_onnx, tmp_path / "sm75.engine", BuildConfig(runtime=RUNTIME, compute_capabilities=("SM75",)))
     assert "\n" not in str(e.value)
     assert not (tmp_path / "sm75.engine").exists() and not list(tmp_path.glob("*.tmp"))
     with pytest.raises(EngineError, match="SM90"):  # Hopper is not a TensorRT-RTX target
-        build_engine(test_onnx, tmp_path / "x.engine", BuildConfig(runtime=RUNTIME, compute_capabilities=("SM90",)))
+        build_engine(toy_onnx, tmp_path / "x.engine", BuildConfig(runtime=RUNTIME, compute_capabilities=("SM90",)))
 
 
 @needs_rtx
-def test_rtx_ignores_timing_cache(test_onnx, tmp_path, caplog):
+def test_rtx_ignores_timing_cache(toy_onnx, tmp_path, caplog):
     cache = tmp_path / "timing.cache"
-    m = build_engine(test_onnx, tmp_path / "t.engine", BuildConfig(runtime=RUNTIME, timing_cache=cache))
+    m = build_engine(toy_onnx, tmp_path / "t.engine", BuildConfig(runtime=RUNTIME, timing_cache=cache))
     assert m.build["timing_cache"] == {"path": str(cache), "used": False}
     assert not cache.exists() and "ignores timing caches" in caplog.text
 
 
 @needs_rtx
-def test_rtx_refuses_plugin(test_onnx, tmp_path):
+def test_rtx_refuses_plugin(toy_onnx, tmp_path):
     with pytest.raises(EngineError, match="TensorRT-RTX does not support user plugins; build with --no-plugin"):
-        build_engine(test_onnx, tmp_path / "p.engine", BuildConfig(runtime=RUNTIME, plugin=True))
+        build_engine(toy_onnx, tmp_path / "p.engine", BuildConfig(runtime=RUNTIME, plugin=True))
 
 
 def test_corrupt_onnx_leaves_nothing(tmp_path):
@@ -142,11 +142,11 @@ def test_corrupt_onnx_leaves_nothing(tmp_path):
         build_engine(tmp_path / "missing.onnx", engine, BuildConfig(runtime=RUNTIME))
 
 
-def test_parser_errors_one_per_line(tmp_path, test_model_factory):
+def test_parser_errors_one_per_line(tmp_path, toy_model_factory):
     import onnx
     from onnx import helper
 
-    model = test_model_factory("fp32")
+    model = toy_model_factory("fp32")
     for node in model.graph.node:
         if node.name == "pool":  # an op no importer or plugin knows
             node.op_type, node.domain = "Mystery", "example"
@@ -170,22 +170,22 @@ def test_foreign_onnx(foreign_onnx, tmp_path):
     assert m.build["foreign_onnx"] is True and m.precision == "fp32" and m.onnx_metadata == {}
 
 
-def test_precision_metadata_checked(tmp_path, test_model_factory):
+def test_precision_metadata_checked(tmp_path, toy_model_factory):
     import onnx
     from onnx import helper
 
-    model = test_model_factory("fp32")
+    model = toy_model_factory("fp32")
     helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, "inti.precision": "fp12"})
     onnx.save(model, tmp_path / "fp12.onnx")
     with pytest.raises(EngineError, match="fp12"):
         build_engine(tmp_path / "fp12.onnx", tmp_path / "fp12.engine", BuildConfig(runtime=RUNTIME))
 
 
-def test_convert_and_build(test_onnx, test_onnx_fp16, foreign_onnx, tmp_path):
-    m = convert_and_build(test_onnx_fp16, tmp_path / "a.engine", BuildConfig(runtime=RUNTIME), "fp16")
+def test_convert_and_build(toy_onnx, toy_onnx_fp16, foreign_onnx, tmp_path):
+    m = convert_and_build(toy_onnx_fp16, tmp_path / "a.engine", BuildConfig(runtime=RUNTIME), "fp16")
     assert m.precision == "fp16"  # already FP16: built directly
     with pytest.raises(EngineError, match="unknown precision"):
-        convert_and_build(test_onnx, tmp_path / "b.engine", BuildConfig(runtime=RUNTIME), "fp4")
+        convert_and_build(toy_onnx, tmp_path / "b.engine", BuildConfig(runtime=RUNTIME), "fp4")
     with pytest.raises(IntiExportError, match="has no inti.version metadata"):  # the conversion keeps trt's rule
         convert_and_build(foreign_onnx, tmp_path / "c.engine", BuildConfig(runtime=RUNTIME), "fp16")
     assert not (tmp_path / "c.engine").exists() and not (tmp_path / "c.fp16.onnx").exists()
@@ -263,11 +263,11 @@ def test_runner_without_gpu(engines):
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("precision, atol", [("fp32", 1e-4), ("fp16", 2e-2)])
-def test_trt_runner_matches_onnxruntime(engines, test_onnx, precision, atol):
+def test_trt_runner_matches_onnxruntime(engines, toy_onnx, precision, atol):
     import onnxruntime as ort
 
     path, _ = engines[precision]
-    session = ort.InferenceSession(str(test_onnx), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(toy_onnx), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     with TrtRunner(path) as runner:
         assert [s.name for s in runner.input_specs()] == ["video"]
@@ -294,9 +294,9 @@ def cli():
     return lambda *args: runner.invoke(app, [str(a) for a in args])
 
 
-def test_cli_trt_and_inspect(cli, test_onnx, test_onnx_fp16, tmp_path):
+def test_cli_trt_and_inspect(cli, toy_onnx, toy_onnx_fp16, tmp_path):
     engine = tmp_path / "cli.engine"
-    r = cli("trt", test_onnx, "-o", engine, "--runtime", RUNTIME, "--batch", "1:2:3")
+    r = cli("trt", toy_onnx, "-o", engine, "--runtime", RUNTIME, "--batch", "1:2:3")
     assert r.exit_code == 0, r.output
     assert engine.is_file() and load_manifest(engine).profile_batch == (1, 2, 3)
     assert "built" in r.output
@@ -307,12 +307,12 @@ def test_cli_trt_and_inspect(cli, test_onnx, test_onnx_fp16, tmp_path):
     r = cli("inspect", engine, "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["profiles"][0]["max"][0] == 3
 
-    r = cli("trt", test_onnx_fp16, "--fp16", "-o", tmp_path / "h.engine", "--runtime", RUNTIME)
+    r = cli("trt", toy_onnx_fp16, "--fp16", "-o", tmp_path / "h.engine", "--runtime", RUNTIME)
     assert r.exit_code == 0, r.output
     assert load_manifest(tmp_path / "h.engine").precision == "fp16"
 
 
-def test_cli_errors(cli, test_onnx, foreign_onnx, tmp_path):
+def test_cli_errors(cli, toy_onnx, foreign_onnx, tmp_path):
     def fails(*args, match):
         r = cli(*args)
         assert r.exit_code == 1, r.output
@@ -321,14 +321,14 @@ def test_cli_errors(cli, test_onnx, foreign_onnx, tmp_path):
         assert not list(tmp_path.glob("*.tmp"))
 
     out = tmp_path / "x.engine"
-    fails("trt", test_onnx, "-o", out, "--batch", "8:4:1", match="'8:4:1'")
-    fails("trt", test_onnx, "-o", out, "--batch", "one", match="'one'")
-    fails("trt", test_onnx, "-o", out, "--fp16", "--int8", match="choose one precision")
+    fails("trt", toy_onnx, "-o", out, "--batch", "8:4:1", match="'8:4:1'")
+    fails("trt", toy_onnx, "-o", out, "--batch", "one", match="'one'")
+    fails("trt", toy_onnx, "-o", out, "--fp16", "--int8", match="choose one precision")
     fails("trt", foreign_onnx, "-o", out, "--runtime", RUNTIME, match="--allow-foreign")
     if importlib.util.find_spec("inti_export.calibration.precision") is None:
-        fails("trt", test_onnx, "-o", out, "--runtime", RUNTIME, "--int8", match="calibration module")
+        fails("trt", toy_onnx, "-o", out, "--runtime", RUNTIME, "--int8", match="calibration module")
     if RUNTIME == "tensorrt-rtx":
-        fails("trt", test_onnx, "-o", out, "--runtime", RUNTIME, "--plugin", match="--no-plugin")
+        fails("trt", toy_onnx, "-o", out, "--runtime", RUNTIME, "--plugin", match="--no-plugin")
     assert not out.exists()
 
     bad = tmp_path / "bad.engine"

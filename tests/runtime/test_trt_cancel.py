@@ -18,12 +18,12 @@ pytestmark = NEEDS_TRT
 
 
 # -- artifacts, paths and cancellation (issue 11) ---------------------------------------------------
-def test_verify_engine_artifact_names_the_onnx(engines, test_onnx, test_onnx_fp16):
+def test_verify_engine_artifact_names_the_onnx(engines, toy_onnx, toy_onnx_fp16):
     path, manifest = engines["fp32"]
-    assert verify_engine_artifact(path, test_onnx) == manifest
+    assert verify_engine_artifact(path, toy_onnx) == manifest
     with pytest.raises(EngineError, match="built from another ONNX") as e:
-        verify_engine_artifact(path, test_onnx_fp16)
-    assert "\n" not in str(e.value) and str(test_onnx_fp16) in str(e.value)
+        verify_engine_artifact(path, toy_onnx_fp16)
+    assert "\n" not in str(e.value) and str(toy_onnx_fp16) in str(e.value)
 
 
 class _Phases:
@@ -53,10 +53,10 @@ def _no_build_threads() -> bool:
 
 
 @pytest.mark.parametrize("progress", [False, True], ids=["no-progress", "progress"])
-def test_build_cancelled_by_event(test_onnx, tmp_path, progress):
+def test_build_cancelled_by_event(toy_onnx, tmp_path, progress):
     """Another thread sets the event: the builder stops at its next step and nothing is written."""
     full = _Phases()
-    build_engine(test_onnx, tmp_path / "full.engine", BuildConfig(runtime=RUNTIME), progress=full)
+    build_engine(toy_onnx, tmp_path / "full.engine", BuildConfig(runtime=RUNTIME), progress=full)
     full_steps = sum(kind == "step" for kind, _ in full.events)
     for path in (tmp_path / "full.engine", manifest_path(tmp_path / "full.engine")):
         path.unlink()
@@ -71,7 +71,7 @@ def test_build_cancelled_by_event(test_onnx, tmp_path, progress):
         canceller.join()
     engine = tmp_path / "c.engine"
     with pytest.raises(EngineError, match="cancelled: nothing was written") as e:
-        build_engine(test_onnx, engine, BuildConfig(runtime=RUNTIME), progress=phases, cancel=cancel)
+        build_engine(toy_onnx, engine, BuildConfig(runtime=RUNTIME), progress=phases, cancel=cancel)
     assert "\n" not in str(e.value)
     if phases is not None:
         steps = sum(kind == "step" for kind, _ in phases.events)
@@ -80,7 +80,7 @@ def test_build_cancelled_by_event(test_onnx, tmp_path, progress):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_build_interrupted_by_a_signal(test_onnx, tmp_path, signum):
+def test_build_interrupted_by_a_signal(toy_onnx, tmp_path, signum):
     """A signal during the build reaches the waiting main thread, cancels the build, writes nothing.
 
     As in the CLI, SIGTERM raises errors.Interrupted (a KeyboardInterrupt); SIGINT gets Python's own handler.
@@ -108,7 +108,7 @@ def test_build_interrupted_by_a_signal(test_onnx, tmp_path, signum):
     start = time.perf_counter()
     try:
         with pytest.raises(KeyboardInterrupt) as e:
-            build_engine(test_onnx, tmp_path / "s.engine", BuildConfig(runtime=RUNTIME), progress=phases,
+            build_engine(toy_onnx, tmp_path / "s.engine", BuildConfig(runtime=RUNTIME), progress=phases,
                          cancel=cancel)
     finally:
         for num, handler in previous.items():

@@ -216,14 +216,14 @@ def test_profile_batch_skips_scalar_inputs(tmp_path):
     assert verify_engine_artifact(engine).profile_batch == (1, 2, 6)
 
 
-def test_build_refuses_outputs_that_are_inputs(tmp_path, test_onnx):
+def test_build_refuses_outputs_that_are_inputs(tmp_path, toy_onnx):
     """Before any work (no TensorRT needed): the engine or its manifest would overwrite an input."""
     import shutil
 
     onnx_path = tmp_path / "m.onnx"
-    shutil.copy(test_onnx, onnx_path)
+    shutil.copy(toy_onnx, onnx_path)
     as_json = tmp_path / "m.json"  # an ONNX whose name is the manifest of engine `m`
-    shutil.copy(test_onnx, as_json)
+    shutil.copy(toy_onnx, as_json)
     before = sorted(tmp_path.iterdir())
     cases = [
         (onnx_path, onnx_path, "also an input"),
@@ -238,7 +238,7 @@ def test_build_refuses_outputs_that_are_inputs(tmp_path, test_onnx):
         assert "\n" not in str(e.value)
     with pytest.raises(EngineError, match="also an input"):
         build_engine(onnx_path, tmp_path / "m.engine", BuildConfig(timing_cache=tmp_path / "m.engine"))
-    assert sorted(tmp_path.iterdir()) == before and (tmp_path / "m.onnx").read_bytes() == test_onnx.read_bytes()
+    assert sorted(tmp_path.iterdir()) == before and (tmp_path / "m.onnx").read_bytes() == toy_onnx.read_bytes()
 
 
 # -- the runner's host/device conversions (issue 18, item 5), on CPU tensors -------------------------

@@ -24,9 +24,9 @@ def _rtx_missing() -> str:
 
 @pytest.mark.trt
 @pytest.mark.skipif(bool(_rtx_missing()), reason=_rtx_missing() or "-")
-def test_default_build_records_opt_at_the_max_batch(tmp_path, test_onnx):
+def test_default_build_records_opt_at_the_max_batch(tmp_path, toy_onnx):
     engine = tmp_path / "default.engine"
-    manifest = build_engine(test_onnx, engine, BuildConfig(runtime="tensorrt-rtx"))
+    manifest = build_engine(toy_onnx, engine, BuildConfig(runtime="tensorrt-rtx"))
     assert manifest.profile_batch == load_manifest(engine).profile_batch == (1, 8, 8)  # DEFAULT_BATCH
     (profile,) = manifest.profiles
     assert profile["input"] == "video"

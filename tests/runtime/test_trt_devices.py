@@ -95,14 +95,14 @@ def test_aot_plugin_engines_need_no_registration(engines, tmp_path):
 
 
 @needs_rtx
-def test_plugin_parse_drops_the_function_and_sets_no_override(test_model_factory, tmp_path):
+def test_plugin_parse_drops_the_function_and_sets_no_override(toy_model_factory, tmp_path):
     """With plugin=True the function is removed (no parser can inline it) and no override flag is set."""
     from inti_export.plugins import trt_plugin
     from inti_export.runtime.trt import parse as trt_parse
     from inti_export.runtime.trt.loader import trt_logger
 
     trt = load_trt_module(RUNTIME)
-    model = test_model_factory("fp32")
+    model = toy_model_factory("fp32")
     assert [f.name for f in model.functions] == ["TokenInterpolate"]
     logger = trt_logger(trt)
     network = trt.Builder(logger).create_network(trt_parse.network_flags(trt))
