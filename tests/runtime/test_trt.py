@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import assert_one_line_error
 from trt_marks import BATCH, NEEDS_TRT, RUNTIME, copy_engine, cuda, needs_gpu, needs_rtx
 from typer.testing import CliRunner
 
@@ -315,9 +316,7 @@ def test_cli_trt_and_inspect(cli, toy_onnx, toy_onnx_fp16, tmp_path):
 def test_cli_errors(cli, toy_onnx, foreign_onnx, tmp_path):
     def fails(*args, match):
         r = cli(*args)
-        assert r.exit_code == 1, r.output
-        lines = [line for line in r.output.splitlines() if line.startswith("error:")]
-        assert len(lines) == 1 and match in lines[0], r.output
+        assert_one_line_error(r, match)
         assert not list(tmp_path.glob("*.tmp"))
 
     out = tmp_path / "x.engine"
