@@ -1,5 +1,8 @@
 """Accuracy against labels: top-1/top-5 of the PyTorch model and of its ONNX or engine artifacts.
 
+    evaluate(model, clips, labels, onnx_path=...)       -> EvalReport (each runner's LabelAccuracy)
+    apply_gate(report, expect_top1, max_drop)           -> failures; sets each runner's status
+
 Videos are decoded through `inti_export.video` (one clip per video, as parity does);
 labels come from a `video,label` CSV (`inti_export.video.labels.labelled_clips`, docs/task.md).
 """
@@ -13,22 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from inti_export.errors import IntiExportError, ParityError, one_line
-from inti_export.metrics import topk_accuracy
-from inti_export.vocab import INPUT_NAME, package_versions
+from inti_export.checks.accuracy import LabelAccuracy, RunnerStatus, label_accuracy, runner_status
+from inti_export.errors import IntiExportError, one_line
+from inti_export.runtime.base import infer_clips
+from inti_export.vocab import package_versions
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Accuracy:
-    """One runner's accuracy on the labelled clips."""
-
-    runner: str
-    top1: float
-    top5: float
-    correct1: int
-    count: int
 
 
 @dataclass
@@ -39,34 +32,26 @@ class EvalReport:
     videos: str
     labels: str
     count: int
-    results: list[Accuracy]
-    skipped: dict[str, str] = field(default_factory=dict)
+    results: list[LabelAccuracy]
+    skipped: dict[str, str] = field(default_factory=dict)  # runner -> why it could not run here
     onnx: str | None = None
     engine: str | None = None
     checkpoint: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    runner_status: list[RunnerStatus] = field(default_factory=list)  # every runner asked for, in order
+    gate: dict[str, Any] | None = None  # {expect_top1, max_drop, allow_skip, failures, passed} once gated
 
     def drop_points(self, runner: str) -> float:
         """Top-1 points lost by `runner` against the reference (positive: worse)."""
         by = {r.runner: r for r in self.results}
         if runner not in by:
             raise IntiExportError(f"no accuracy for runner {runner!r}; have {sorted(by)}")
-        return 100.0 * (self.results[0].top1 - by[runner].top1)
+        return by[runner].drop_points
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["drop_points"] = {r.runner: self.drop_points(r.runner) for r in self.results[1:]}
+        d["drop_points"] = {r.runner: r.drop_points for r in self.results[1:]}
         return d
-
-
-def _logits(runner, clips: np.ndarray, batch: int, output: str) -> np.ndarray:
-    out = []
-    for i in range(0, len(clips), batch):
-        res = runner.infer({INPUT_NAME: np.ascontiguousarray(clips[i : i + batch], dtype=np.float32)})
-        if output not in res:
-            raise ParityError(f"{runner.name} returned outputs {sorted(res)}, not {output!r}: the artifact is not this model")
-        out.append(np.asarray(res[output], dtype=np.float32))
-    return np.concatenate(out)  # (K, C)
 
 
 def evaluate(
@@ -83,7 +68,8 @@ def evaluate(
 ) -> EvalReport:
     """Top-1/top-5 of PyTorch (reference) and of `onnx_path` on ORT CPU and `engine_path` on TensorRT.
 
-    An engine that cannot run here (no GPU, no TensorRT) is recorded in `skipped` with the reason.
+    An engine that cannot run here (no GPU, no TensorRT) is recorded in `skipped` with the reason,
+    and its status is `not run`.
     """
     from inti_export.runtime.ort_runner import OrtRunner
     from inti_export.runtime.torch_runner import TorchRunner
@@ -105,21 +91,55 @@ def evaluate(
             runners.append(TrtRunner(engine_path))
         except IntiExportError as e:
             skipped["trt"] = one_line(e)
-    results = []
+    logits: dict[str, np.ndarray] = {}
     for r in runners:
         try:
             with r:
-                logits = _logits(r, clips, batch, model.output_name)
+                logits[r.name] = infer_clips(r, clips, batch, model.output_name)  # (K, C)
         except (IntiExportError, ImportError) as e:
             if r is runners[0]:
                 raise
             skipped[r.name] = one_line(e)
             logger.warning("skipping runner %s: %s", r.name, skipped[r.name])
-            continue
-        top1 = topk_accuracy(logits, labels, 1)
-        results.append(Accuracy(r.name, top1, topk_accuracy(logits, labels, 5), round(top1 * len(labels)), len(labels)))
     return EvalReport(
-        preset=model.cfg.name, videos=str(videos), labels=str(labels_path), count=len(labels), results=results,
-        skipped=skipped, onnx=str(onnx_path) if onnx_path else None, engine=str(engine_path) if engine_path else None,
-        versions=package_versions(),
+        preset=model.cfg.name, videos=str(videos), labels=str(labels_path), count=len(labels),
+        results=label_accuracy(logits, labels), skipped=skipped, onnx=str(onnx_path) if onnx_path else None,
+        engine=str(engine_path) if engine_path else None, versions=package_versions(),
+        runner_status=runner_status(list(logits), skipped, {}),
     )
+
+
+def runner_failures(report: EvalReport, expect_top1: float | None, max_drop: float) -> dict[str, str]:
+    """runner -> why it fails the accuracy gate: the reference below `expect_top1` (percent) by more than
+    `max_drop` points, or an artifact more than `max_drop` points below the reference."""
+    failures = {}
+    ref = report.results[0]
+    if expect_top1 is not None and 100 * ref.top1 < expect_top1 - max_drop:
+        failures[ref.runner] = (
+            f"{ref.runner} top-1 {100 * ref.top1:.2f}% is below the expected {expect_top1:.2f}% - {max_drop:g} points"
+        )
+    for r in report.results[1:]:
+        if r.drop_points > max_drop:
+            failures[r.runner] = f"{r.runner} loses {r.drop_points:.2f} points of top-1 (> {max_drop:g})"
+    return failures
+
+
+def gate_failures(report: EvalReport, expect_top1: float | None, max_drop: float, *,
+                  allow_skip: bool = False) -> list[str]:
+    """Why the report fails the accuracy gate (`runner_failures`, then runners that could not run
+    unless `allow_skip`); empty when it passes."""
+    failures = list(runner_failures(report, expect_top1, max_drop).values())
+    if report.skipped and not allow_skip:
+        failures.append(f"runner(s) {sorted(report.skipped)} could not run (--allow-skip to accept that)")
+    return failures
+
+
+def apply_gate(report: EvalReport, expect_top1: float | None, max_drop: float, *, allow_skip: bool = False) -> list[str]:
+    """`gate_failures`, recorded in the report: each runner's status and reason, and `gate`."""
+    per_runner = runner_failures(report, expect_top1, max_drop)
+    failures = gate_failures(report, expect_top1, max_drop, allow_skip=allow_skip)
+    report.runner_status = runner_status([r.runner for r in report.results], report.skipped,
+                                         {k: [v] for k, v in per_runner.items()})
+    report.gate = {"expect_top1": expect_top1, "max_drop": max_drop, "allow_skip": allow_skip,
+                   "failures": failures, "passed": not failures}
+    return failures

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from inti_export.checks.accuracy import LabelAccuracy, RunnerStatus, drop_failure, label_accuracy, runner_status
 from inti_export.checks.compare import Comparison, Tolerance, compare_arrays, cosine_per_sample, get_tolerance
 from inti_export.errors import IntiExportError, ParityError, one_line
-from inti_export.metrics import topk_accuracy
 from inti_export.runtime.base import Runner
 from inti_export.vocab import (
     INPUT_NAME,
@@ -58,18 +57,6 @@ class Divergence:
 
 
 @dataclass
-class LabelAccuracy:
-    """One runner's accuracy against the clips' labels; `drop_points`: top-1 points lost against the reference."""
-
-    runner: str
-    top1: float
-    top5: float
-    correct1: int
-    count: int
-    drop_points: float
-
-
-@dataclass
 class ParityReport:
     preset: str
     onnx: str | None
@@ -88,6 +75,7 @@ class ParityReport:
     max_top1_drop: float | None = None  # top-1 points a runner may lose against the reference (with labels)
     label_accuracy: list[LabelAccuracy] = field(default_factory=list)  # the reference first
     label_failures: list[str] = field(default_factory=list)  # one line per runner over `max_top1_drop`
+    runner_status: list[RunnerStatus] = field(default_factory=list)  # every runner asked for: ok, failed, not run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +91,7 @@ class ParityReport:
             div["checks"] = [BoundaryCheck(**c) for c in div["checks"]]
             d["divergence"] = Divergence(**div)
         d["label_accuracy"] = [LabelAccuracy(**a) for a in d.get("label_accuracy", [])]
+        d["runner_status"] = [RunnerStatus(**r) for r in d.get("runner_status", [])]
         return cls(**d)
 
 
@@ -121,6 +110,8 @@ def run_all(runners: list[Runner], feed: dict[str, np.ndarray]) -> dict[str, dic
 
 def torch_boundaries(model, video: np.ndarray) -> dict[str, np.ndarray]:
     """PyTorch outputs of every block and InTI layer, keyed like the ONNX boundaries ("block.3")."""
+    import torch
+
     captured: dict[str, np.ndarray] = {}
     hooks = []
 
@@ -253,12 +244,17 @@ def run_parity(
         for name, res in results.items()
         if name != reference.name
     ]
-    label_accuracy, label_failures = [], []
+    failures: dict[str, list[str]] = {}  # runner -> why it fails, for its status
+    for c in comparisons:
+        failures.setdefault(c.runner, []).extend(f"{c.output}: {f}" for f in c.failures)
+    accuracy, label_failures = [], []
     if labels is not None:
-        label_accuracy = _label_accuracy({name: res[out_name] for name, res in results.items()}, labels)
-        label_failures = [f"{a.runner} loses {a.drop_points:.2f} points of top-1 against the labels"
-                          f" (> {max_top1_drop:g}; {100 * a.top1:.2f}% vs {100 * label_accuracy[0].top1:.2f}%)"
-                          for a in label_accuracy[1:] if a.drop_points > max_top1_drop]
+        accuracy = label_accuracy({name: res[out_name] for name, res in results.items()}, labels)
+        for a in accuracy[1:]:
+            line = drop_failure(a, accuracy[0], max_top1_drop)
+            if line:
+                label_failures.append(line)
+                failures.setdefault(a.runner, []).append(line)
     divergence = None
     failed_ort = [c for c in comparisons if not c.passed and c.runner.startswith("ort")]
     if failed_ort and localize and onnx_path is not None:
@@ -279,21 +275,11 @@ def run_parity(
         notes=notes,
         labels=None if labels is None else str(labels_path or "given"),
         max_top1_drop=None if labels is None else max_top1_drop,
-        label_accuracy=label_accuracy,
+        label_accuracy=accuracy,
         label_failures=label_failures,
+        runner_status=runner_status(list(results), skipped, failures),
     )
     return report
-
-
-def _label_accuracy(logits: dict[str, np.ndarray], labels: np.ndarray) -> list[LabelAccuracy]:
-    """Top-1/top-5 of each runner's logits (K, C) against `labels` (K,); the first runner is the reference."""
-    out = []
-    for name, x in logits.items():
-        top1 = topk_accuracy(np.asarray(x), labels, 1)
-        ref = out[0].top1 if out else top1
-        out.append(LabelAccuracy(name, top1, topk_accuracy(np.asarray(x), labels, 5), round(top1 * len(labels)),
-                                 len(labels), round(100.0 * (ref - top1), 6)))
-    return out
 
 
 def _check_onnx_matches(model, onnx_path) -> None:

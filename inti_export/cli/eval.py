@@ -26,21 +26,6 @@ def print_eval(report, out) -> None:
         out.print(f"[yellow]skipped[/yellow] {name}: {reason}")
 
 
-def gate_failures(report, expect_top1: float | None, max_drop: float) -> list[str]:
-    """Why the report fails the accuracy gate: the reference below `expect_top1` (percent) by more than
-    `max_drop` points, or an artifact more than `max_drop` points below the reference."""
-    failures = []
-    ref = report.results[0]
-    if expect_top1 is not None and 100 * ref.top1 < expect_top1 - max_drop:
-        failures.append(
-            f"{ref.runner} top-1 {100 * ref.top1:.2f}% is below the expected {expect_top1:.2f}% - {max_drop:g} points"
-        )
-    for r in report.results[1:]:
-        if report.drop_points(r.runner) > max_drop:
-            failures.append(f"{r.runner} loses {report.drop_points(r.runner):.2f} points of top-1 (> {max_drop:g})")
-    return failures
-
-
 def eval_command(
     videos: Annotated[Path, typer.Option("--videos", help="Directory of labelled videos.")],
     checkpoint: Annotated[Path | None, typer.Option(help="InTI checkpoint (.safetensors) of the model.")] = None,
@@ -65,7 +50,7 @@ def eval_command(
     """Top-1/top-5 accuracy against labels for the PyTorch model and its ONNX/engine; exit 1 if the gate fails."""
     out = console()
     with cli_errors():
-        from inti_export.checks.evaluate import evaluate
+        from inti_export.checks.evaluate import apply_gate, evaluate
         from inti_export.fileio import check_output_path, write_json
         from inti_export.jobs.inputs import check_input_files, check_inputs_exist, model_for, onnx_metadata
         from inti_export.models.config import get_config
@@ -88,12 +73,10 @@ def eval_command(
         clips, y, _ = labelled_clips(model.cfg, videos, labels)
         result = evaluate(model, clips, y, videos=videos, labels_path=labels, onnx_path=onnx, engine_path=engine)
         result.checkpoint = str(checkpoint) if checkpoint else None
+        failures = apply_gate(result, expect_top1, max_drop, allow_skip=allow_skip)
         if report is not None:
             write_json(report, result.to_dict())
     print_eval(result, out)
-    failures = gate_failures(result, expect_top1, max_drop)
-    if result.skipped and not allow_skip:
-        failures.append(f"runner(s) {sorted(result.skipped)} could not run (--allow-skip to accept that)")
     if failures:
         typer.echo("eval: FAILED: " + "; ".join(failures), err=True)
         raise typer.Exit(1)

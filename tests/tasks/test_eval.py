@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from inti_export.checks.evaluate import evaluate
+from inti_export.checks.evaluate import evaluate, gate_failures
 from inti_export.cli import app
-from inti_export.cli.eval import gate_failures
 from inti_export.errors import VideoError
 from inti_export.metrics import topk_accuracy
 from inti_export.tasks.motion import CLASSES, make_split, read_labels
@@ -82,8 +81,11 @@ def test_perturbed_checkpoint_loses_accuracy_and_the_gate_says_so(tmp_path, task
     res = CliRunner().invoke(app, [*args, "--checkpoint", str(bad), "--report", str(tmp_path / "bad.json")])
     assert res.exit_code == 1
     assert "eval: FAILED" in res.output and "below the expected" in res.output
-    bad_top1 = json.loads((tmp_path / "bad.json").read_text())["results"][0]["top1"]
-    assert bad_top1 < record["top1"] - 0.05
+    data = json.loads((tmp_path / "bad.json").read_text())
+    assert data["results"][0]["top1"] < record["top1"] - 0.05
+    (status,) = data["runner_status"]
+    assert (status["runner"], status["status"]) == ("torch-cpu", "failed") and "below the expected" in status["reason"]
+    assert data["gate"]["passed"] is False and data["gate"]["failures"] == [status["reason"]]
 
 
 @pytest.mark.slow
@@ -92,6 +94,7 @@ def test_onnx_accuracy_matches_pytorch(trained, test_clips, task_onnx):
     report = evaluate(trained, clips, labels, onnx_path=task_onnx)
     assert [r.runner for r in report.results] == ["torch-cpu", "ort-cpu"]
     assert abs(report.drop_points("ort-cpu")) <= 1.0
+    assert [(r.runner, r.status, r.reason) for r in report.runner_status] == [("torch-cpu", "ok", ""), ("ort-cpu", "ok", "")]
 
 
 @pytest.mark.slow
@@ -157,3 +160,20 @@ def test_cli_refuses_a_preset_without_classes(tmp_path):
     res = CliRunner().invoke(app, ["eval", "--preset", "test-tiny", "--videos", str(tmp_path)])
     assert res.exit_code == 1
     assert "no classifier head" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_gate_sets_each_runner_status():
+    """The eval gate in the library (checks/evaluate.py): per-runner status and reason, `not run` for a skip."""
+    from inti_export.checks.accuracy import LabelAccuracy, runner_status
+    from inti_export.checks.evaluate import EvalReport, apply_gate
+
+    results = [LabelAccuracy("torch-cpu", 0.9, 1.0, 9, 10), LabelAccuracy("ort-cpu", 0.7, 1.0, 7, 10, 20.0)]
+    report = EvalReport("p", "v", "l", 10, results, skipped={"trt": "no TensorRT module"},
+                        runner_status=runner_status(["torch-cpu", "ort-cpu"], {"trt": "no TensorRT module"}, {}))
+    assert gate_failures(report, 90.0, 1.0, allow_skip=True) == ["ort-cpu loses 20.00 points of top-1 (> 1)"]
+    failures = apply_gate(report, 90.0, 1.0)
+    assert failures[-1].startswith("runner(s) ['trt'] could not run") and report.gate["passed"] is False
+    assert [(r.runner, r.status) for r in report.runner_status] == [
+        ("torch-cpu", "ok"), ("ort-cpu", "failed"), ("trt", "not run")]
+    assert report.runner_status[0].reason == "" and report.runner_status[2].reason == "no TensorRT module"
+    assert report.to_dict()["drop_points"] == {"ort-cpu": 20.0}

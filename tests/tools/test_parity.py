@@ -32,6 +32,7 @@ def test_parity_passes_on_real_clips(tiny_model, tiny_onnx, tiny_clips):
     assert c.rel_to_scale < 1e-4 and c.cosine_min > 0.99999 and c.top1_agreement == 1.0
     assert report.divergence is None
     assert report.notes["ort-cpu"].startswith("as executed")
+    assert [(r.runner, r.status, r.reason) for r in report.runner_status] == [("torch-cpu", "ok", ""), ("ort-cpu", "ok", "")]
 
 
 def test_perturbed_weight_fails_and_names_block(tmp_path, tiny_model, tiny_onnx, tiny_clips):
@@ -43,6 +44,8 @@ def test_perturbed_weight_fails_and_names_block(tmp_path, tiny_model, tiny_onnx,
     names = [c.name for c in report.divergence.checks]
     assert names == ["block.0", "inti.1", "block.1", "block.2", "inti.3", "block.3"]
     assert [c.passed for c in report.divergence.checks] == [True, True, True, False, False, False]
+    ref, ort = report.runner_status
+    assert ref.status == "ok" and ort.status == "failed" and ort.reason.startswith("embedding: ")
 
 
 def test_perturbed_inti_weight_names_inti_layer(tmp_path, tiny_model, tiny_onnx, tiny_clips):
@@ -66,6 +69,8 @@ def test_cli_parity_exit_codes_and_report(tmp_path, tiny_onnx):
     assert "first divergence" in res.stdout and "block 2" in res.stdout
     data = json.loads(rep.read_text())
     assert data["passed"] is False and data["divergence"]["first"].startswith("block 2")
+    assert [(r["runner"], r["status"]) for r in data["runner_status"]] == [("torch-cpu", "ok"), ("ort-cpu", "failed")]
+    assert ParityReport.from_dict(data).runner_status[1].reason == data["runner_status"][1]["reason"]
 
 
 def test_wrong_preset_and_bad_tolerance(tiny_onnx, tiny_clips):
@@ -108,6 +113,7 @@ def test_requested_runner_that_cannot_run_fails_the_gate(tmp_path, tiny_model, t
     args = (tiny_model, tiny_clips.clips, tiny_clips.names)
     report = run_parity(*args, onnx_path=tiny_onnx.onnx_path, engine_path=engine)
     assert "trt" in report.skipped and all(c.passed for c in report.comparisons) and not report.passed
+    assert {r.runner: r.status for r in report.runner_status}["trt"] == "not run"
     report = run_parity(*args, onnx_path=tiny_onnx.onnx_path, engine_path=engine, allow_skip=True)
     assert report.passed
     res = CliRunner().invoke(app, ["parity", "--onnx", str(tiny_onnx.onnx_path), "--engine", str(engine)])
