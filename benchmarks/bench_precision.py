@@ -52,7 +52,7 @@ log = logging.getLogger("bench_precision")
 def export(preset: str, work: Path) -> Path:
     path = work / f"{preset}.onnx"
     if not path.is_file():
-        from inti_export.tools.workflows import export_preset
+        from inti_export.exporter.onnx_export import export_preset
 
         start = time.perf_counter()
         export_preset(path, preset=preset, verify=False)
