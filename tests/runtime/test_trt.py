@@ -8,7 +8,6 @@ engine are marked `gpu` and skipped where torch sees no CUDA device (or none Ten
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -324,8 +323,6 @@ def test_cli_errors(cli, toy_onnx, foreign_onnx, tmp_path):
     fails("trt", toy_onnx, "-o", out, "--batch", "one", match="'one'")
     fails("trt", toy_onnx, "-o", out, "--fp16", "--int8", match="choose one precision")
     fails("trt", foreign_onnx, "-o", out, "--runtime", RUNTIME, match="--allow-foreign")
-    if importlib.util.find_spec("inti_export.calibration.precision") is None:
-        fails("trt", toy_onnx, "-o", out, "--runtime", RUNTIME, "--int8", match="calibration module")
     if RUNTIME == "tensorrt-rtx":
         fails("trt", toy_onnx, "-o", out, "--runtime", RUNTIME, "--plugin", match="--no-plugin")
     assert not out.exists()

@@ -7,14 +7,12 @@ import os
 import subprocess
 from pathlib import Path
 
+from helpers import cli_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def child_env() -> dict[str, str]:
-    """The environment for CLI subprocesses: this checkout first on PYTHONPATH."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
+child_env = cli_env  # the one definition lives in tests/helpers.py
 
 
 def server_processes(marker: str) -> list[str]:
