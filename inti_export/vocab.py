@@ -136,6 +136,15 @@ class StreamRunner(str, enum.Enum):
     torch = "torch"
 
 
+class SettingSource(str, enum.Enum):
+    """`embed`: where a setting came from (the report's `batch_source`, `sources`; docs/corpus.md)."""
+
+    flag = "flag"  # given on the command line
+    best = "best"  # read from an optimize OUT/best/candidate.json
+    machine = "machine"  # chosen from this machine (cores, GPU runner)
+    default = "default"  # the option's fixed default
+
+
 class Device(str, enum.Enum):
     """Where the PyTorch runners run."""
 
