@@ -102,6 +102,20 @@ class CalibrationMethod(str, enum.Enum):
     percentile = "percentile"
 
 
+class Int8Type(str, enum.Enum):
+    """INT8 activations or weights: signed (QInt8) or unsigned (QUInt8) (docs/precision.md, "INT8 variants")."""
+
+    s8 = "s8"
+    u8 = "u8"
+
+
+class Int8Variants(str, enum.Enum):
+    """`optimize --int8-variants`: the set picked from the CPU's flags, or every one ORT supports (docs/optimize.md)."""
+
+    auto = "auto"
+    all = "all"
+
+
 class TrtRuntime(str, enum.Enum):
     """Which TensorRT module builds or runs an engine; auto prefers full TensorRT."""
 
