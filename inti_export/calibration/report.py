@@ -188,7 +188,8 @@ def _saturation_warning(name: str, path, row: dict[str, Any], cpu: dict[str, Any
     meta = read_metadata(path)
     if not cpu["saturation_risk"] or meta.get(META_PRECISION) != Precision.int8.value:
         return None
-    if meta.get(META_CALIBRATION, {}).get("reduce_range"):
+    calibration = meta.get(META_CALIBRATION, {})
+    if calibration.get("reduce_range") or calibration.get("weight_type") == "u8":  # u8u8 never saturates
         return None
     executed = row["as_executed"]["cosine_min"]
     return (

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from inti_export.cli._common import cli_errors, console
-from inti_export.vocab import CalibrationBackend, CalibrationMethod, Precision
+from inti_export.vocab import CalibrationBackend, CalibrationMethod, Int8Type, Precision
 
 
 def calibrate_command(
@@ -37,6 +37,15 @@ def calibrate_command(
     reduce_range: Annotated[
         bool,
         typer.Option("--reduce-range", help="INT8 (ort): 7-bit weights, for ONNX Runtime CPU on x86 without VNNI."),
+    ] = False,
+    activation_type: Annotated[
+        Int8Type, typer.Option(help="INT8 (ort): s8 (symmetric) or u8 (asymmetric) activations.")
+    ] = Int8Type.s8,
+    weight_type: Annotated[
+        Int8Type, typer.Option(help="INT8 (ort): s8 or u8 weights (s8 activations take s8 weights only).")
+    ] = Int8Type.s8,
+    per_tensor: Annotated[
+        bool, typer.Option("--per-tensor", help="INT8 (ort): one weight scale per tensor, not per channel.")
     ] = False,
     allow_foreign: Annotated[
         bool, typer.Option("--allow-foreign", help="Convert an ONNX without inti-export metadata.")
@@ -67,6 +76,9 @@ def calibrate_command(
                 keep_fp32=keep_fp32 or (),
                 backend=backend,
                 reduce_range=reduce_range,
+                activation_type=activation_type,
+                weight_type=weight_type,
+                per_channel=not per_tensor,
                 allow_foreign=allow_foreign,
                 report=report,
                 labels=labels,
