@@ -34,9 +34,31 @@ def print_bench(report, out) -> None:
         out.print(f"[yellow]{status}[/yellow] {runner} batch {','.join(batches)} ({', '.join(presets)}): {reason}")
 
 
+def print_stream_bench(report, out) -> None:
+    from rich.table import Table
+
+    g = report.gflops
+    table = Table(title=f"stream: {report.preset}, T = {report.frames}, cached stem + head vs the whole window "
+                  f"({report.threads} threads; GFLOPs stem {g['stem']:.3g}/frame, head {g['head']:.3g}, full {g['full']:.3g})")
+    for col in ("runner", "S", "cached ms", "full ms", "ratio", "FLOPs predict", "stem ms/frame", "head ms", "windows"):
+        table.add_column(col, justify="left" if col == "runner" else "right")
+    for run in report.runs:
+        for r in run.strides:
+            table.add_row(run.runner, str(r.stride), f"{r.cached_ms:.2f}", f"{r.full_ms:.2f}", f"{r.ratio:.3f}",
+                          f"{r.predicted:.3f}", f"{r.stem_ms_per_frame:.2f}", f"{r.head_ms:.2f}", str(r.windows_timed))
+    out.print(table)
+    for run in report.runs:
+        lat = run.latency_at_stride_T
+        out.print(f"{run.runner}: latency after a window's last frame: stem + head {lat.stem_plus_head_ms:.2f} ms, "
+                  f"full {lat.full_ms:.2f} ms, ratio {lat.ratio:.3f} (FLOPs predict {lat.predicted:.3f})")
+    for runner, why in report.not_measured.items():
+        out.print(f"[yellow]skipped[/yellow] {runner}: {why}")
+
+
 def bench(
     preset: Annotated[str, typer.Option("--preset", "-p", help="Model preset.")] = "inti-b16",
-    onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX for the ort runners (default: export one).")] = None,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX for the ort runners (default: export one); a "
+                                              "stream pair folder (`onnx --stream`) implies --stream.")] = None,
     engine: Annotated[Path | None, typer.Option("--engine", help="TensorRT engine for the trt runner.")] = None,
     runners: Annotated[str, typer.Option(
         help="Comma-separated: torch, torch-compile, torch-kernel, ort, ort-cuda, ov, trt.")] = "torch,ort",
@@ -49,11 +71,19 @@ def bench(
     compare_naive: Annotated[
         bool, typer.Option("--compare-naive", help="Also run the naive preset; report the speed-up.")
     ] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Per-window compute of a stream: cached stem + head against "
+                                         "the whole window, per --stride, with the FLOP prediction (docs/stream.md).")] = False,
+    stride: Annotated[str, typer.Option(help="With --stream: comma-separated strides S, each 1..T.")] = "1,2,4,8",
+    full_onnx: Annotated[Path | None, typer.Option("--full-onnx", help="With --stream and a pair folder: the whole "
+                                                   "model's ONNX (default: exported from the pair's config).")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")] = None,
 ) -> None:
     """Benchmark latency (p50/p90/p99) and throughput per runner and batch size."""
     out = console()
+    if stream or (onnx is not None and onnx.is_dir()):
+        return _bench_stream(preset, onnx, full_onnx, runners, stride, batch, iters, warmup, threads, engine,
+                             compare_naive, report, plot, out)
     with cli_errors():
         from inti_export.fileio import check_output_path, write_json
         from inti_export.jobs.bench import check_bench_options, plot_bench, run_bench
@@ -85,6 +115,39 @@ def bench(
 
             why = result.why_not_measured()
             raise IntiExportError("nothing measured: " + "; ".join(f"{k}: {v}" for k, v in why.items()))
+
+
+def _bench_stream(preset, onnx, full_onnx, runners, stride, batch, iters, warmup, threads, engine, compare_naive,
+                  report, plot, out) -> None:
+    with cli_errors():
+        from inti_export.errors import IntiExportError
+        from inti_export.fileio import check_output_path, write_json
+        from inti_export.jobs.stream_bench import plot_stream_bench, run_stream_bench
+
+        if engine is not None or compare_naive or batch != "1":
+            raise IntiExportError("--stream times one window at a time on torch and ort: drop --engine, "
+                                  "--compare-naive and --batch")
+        if onnx is not None and not onnx.is_dir():
+            raise IntiExportError(f"--onnx {onnx} with --stream: give the folder `inti-export onnx --stream` wrote")
+        for path, what in ((report, "--report"), (plot, "--plot")):
+            if path is not None:
+                check_output_path(path, what, inputs=[onnx, full_onnx], folders=[onnx])
+        kinds = tuple(r.strip() for r in runners.split(",") if r.strip())
+        with out.status("benchmarking the stream ..."):
+            result = run_stream_bench(
+                preset=None if onnx is not None else preset, pair_dir=onnx, full_onnx=full_onnx, runners=kinds,
+                strides=parse_ints(stride, "--stride"), windows=iters, warmup=warmup, threads=threads,
+            )
+        if report is not None:
+            write_json(report, result.to_dict())
+        if plot is not None:
+            plot_stream_bench(result, plot)
+    print_stream_bench(result, out)
+    if not result.runs:
+        with cli_errors():
+            from inti_export.errors import IntiExportError
+
+            raise IntiExportError("nothing measured: " + "; ".join(f"{k}: {v}" for k, v in result.not_measured.items()))
 
 
 def register(app: typer.Typer) -> None:
