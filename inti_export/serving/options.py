@@ -35,6 +35,11 @@ class RepoConfig:
     queue_delay_us: int = 2000
     warmup: bool = True
     preferred_batch_sizes: tuple[int, ...] = ()  # dynamic batcher's preferred sizes; () -> max/2 and max
+    stream: bool = False  # the artifact is a stream pair folder: a stateful sequence model (serving/stream_repo.py)
+    stride: int | None = None  # stream: an answer every `stride` frames by default (None: T // 2)
+    sequence_idle_s: float = 60.0  # stream: a sequence idle this long is dropped (Triton's and the model's state)
+    max_sequences: int = 16  # stream: sequences held at once; more wait in Triton's backlog
+    threads: int = 0  # ORT intra-op threads per instance (0: the host's cores / instances)
 
     def __post_init__(self) -> None:
         self.backend = _enum(ServingBackend, self.backend, "backend")
@@ -49,6 +54,14 @@ class RepoConfig:
             raise RepositoryError(f"instances {self.instances} must be 1 to {INT32_MAX} (Triton's count is an int32)")
         if not 0 <= self.queue_delay_us <= UINT64_MAX:
             raise RepositoryError(f"queue delay {self.queue_delay_us} us must be 0 to {UINT64_MAX}")
+        if self.stride is not None and self.stride < 1:
+            raise RepositoryError(f"stride {self.stride} must be at least 1 (and at most the model's T frames)")
+        if not (0 < self.sequence_idle_s <= UINT64_MAX / 1e6):  # nan fails too
+            raise RepositoryError(f"sequence idle limit {self.sequence_idle_s} s must be a positive number of seconds")
+        if not 1 <= self.max_sequences <= INT32_MAX:
+            raise RepositoryError(f"max sequences {self.max_sequences} must be 1 to {INT32_MAX}")
+        if not 0 <= self.threads <= 4096:
+            raise RepositoryError(f"threads {self.threads} must be 0 (the host's cores / instances) to 4096")
         if self.labels is not None:
             read_labels(self.labels)  # unreadable labels are refused before any work
 

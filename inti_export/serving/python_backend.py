@@ -52,7 +52,8 @@ def instance_device(args, params: dict[str, str]) -> str:
 
 
 class EmbeddingModel:
-    """A video tensor (B, T, 3, H, W) float32 in, the artifact's outputs out."""
+    """The config's one input (a video (B, T, 3, H, W) float32; for a stream's `_stem`/`_head` model,
+    frames (F, 3, H, W) or stems (B, T, N, D)) in, the artifact's outputs out."""
 
     def initialize(self, args) -> None:
         config, params = _parameters(args)
@@ -73,13 +74,14 @@ class EmbeddingModel:
             self.runner = OrtRunner(artifact, device=device, threads=threads)
         self.runner.activate()
         self.outputs = [o["name"] for o in config["output"]]
+        self.input = config["input"][0]["name"] if config.get("input") else vocab.INPUT_NAME
 
     def execute(self, requests):
         pb = _pb()
-        clips = [pb.get_input_tensor_by_name(r, vocab.INPUT_NAME).as_numpy() for r in requests]  # each (b, T, 3, H, W)
+        clips = [pb.get_input_tensor_by_name(r, self.input).as_numpy() for r in requests]  # each (b, T, 3, H, W)
         sizes = [len(c) for c in clips]
         try:
-            out = self.runner.infer({vocab.INPUT_NAME: np.ascontiguousarray(np.concatenate(clips))})
+            out = self.runner.infer({self.input: np.ascontiguousarray(np.concatenate(clips))})
         except IntiExportError as e:
             return [pb.InferenceResponse(error=pb.TritonError(one_line(e))) for _ in requests]
         responses, start = [], 0

@@ -53,6 +53,10 @@ def write_triton_repo(
 ) -> RepoReport:
     """Write the model (and with `video`, its pre-processing model and ensemble) into `repo`."""
     config = config or RepoConfig()
+    if config.stream:
+        from inti_export.serving.stream_repo import write_stream_repo
+
+        return write_stream_repo(artifact_path, repo, config)
     repo = _check_repo_folder(Path(repo))
     artifact = read_artifact(artifact_path)
     name = config.name or str(artifact.metadata.get(vocab.META_PRESET) or artifact.path.stem)
@@ -241,7 +245,7 @@ def _write_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name,
                 "artifact": model_file,
                 "runner": "trt" if artifact.kind == ENGINE else "ort",
                 "device": "cuda" if config.kind == InstanceKind.gpu else "cpu",
-                "threads": "0",  # 0: the serving host's cores / instances, decided when the model loads
+                "threads": str(config.threads),  # 0: the serving host's cores / instances, decided at load
             },
         )
         _write_shim(version, "EmbeddingModel")
@@ -328,7 +332,7 @@ def _parameters(cfg, values: dict[str, str]) -> None:
         cfg.parameters[key].string_value = value
 
 
-def _write_shim(version: Path, cls: str) -> None:
+def _write_shim(version: Path, cls: str, module: str = "inti_export.serving.python_backend") -> None:
     """model.py: the Python-backend entry point, a re-export of this package's model class.
 
     The stub's embedded interpreter ignores PYTHONPATH; `inti-export serve` passes its own sys.path in
@@ -340,5 +344,5 @@ def _write_shim(version: Path, cls: str) -> None:
         "import sys\n\n"
         f"_paths = os.environ.get({SYS_PATH_ENV!r}, '').split(os.pathsep)\n"
         "sys.path[:0] = [p for p in _paths if p and p not in sys.path]\n\n"
-        f"from inti_export.serving.python_backend import {cls} as TritonPythonModel  # noqa: E402, F401\n"
+        f"from {module} import {cls} as TritonPythonModel  # noqa: E402, F401\n"
     )

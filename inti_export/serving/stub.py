@@ -144,6 +144,8 @@ def stub_modules(repo: Path, models: list[str]) -> list[str]:
             modules.append(_trt_module(repo / name, params.get("artifact", "model.plan")))
         elif "artifact" in params:
             modules += ["onnx", "onnxruntime"]
+            if cfg.HasField("sequence_batching"):  # the stateful stream model (serving/stream_repo.py)
+                modules.append("inti_export.serving.stream_backend")
         else:
             modules.append("av")  # the video model decodes with PyAV (video/decode.py)
     modules.append("inti_export.serving.python_backend")
