@@ -31,9 +31,12 @@ def print_report(report, out) -> None:
     out.print(table)
     ch = report.choice
     if ch.candidate:
-        out.print(f"[bold]choice[/bold]: {ch.runner} {ch.precision} at batch {ch.batch} ({ch.candidate}): {ch.reason}")
+        out.print(f"[bold]choice[/bold]: {ch.label or ch.runner + ' ' + ch.precision} at batch {ch.batch}"
+                  f" ({ch.candidate}): {ch.reason}")
     else:
         out.print(f"[bold red]no choice[/bold red]: {ch.reason}")
+    if any(c.variant for c in report.candidates):
+        out.print(f"INT8 variants: {', '.join(report.int8_variants['names'])}: {report.int8_variants['why']}")
     for note in report.notes:
         out.print(f"note: {note}")
     out.print(f"report: {report.outputs['report']}; plot: {report.outputs['pareto']}; best: {report.outputs['best']}"
@@ -72,6 +75,14 @@ def optimize(
         typer.Option(help="With --labels: top-1 points a candidate may lose against PyTorch FP32 (default 1).",
                      min=0, max=100),
     ] = None,
+    int8_variants: Annotated[
+        str, typer.Option(help="INT8 variants for ort/ov: auto (from the CPU's flags), all, or names such as"
+                          " int8-u8s8-rr-pc-max (docs/optimize.md).")
+    ] = "auto",
+    sessions: Annotated[
+        str | None, typer.Option(help="Throughput: comma-separated session counts N, each N x (threads/N) threads"
+                                 " (default: 1 and the thread count).")
+    ] = None,
 ) -> None:
     """Search runners x precisions x batch sizes; keep the fastest candidate that passes the accuracy gate."""
     out = console()
@@ -95,15 +106,18 @@ def optimize(
             max_latency_ms=max_latency_ms, min_cosine=min_cosine, min_top1=min_top1, triton_repo=triton_repo,
             iters=iters, warmup=warmup, threads=threads, clips=clips or 4, calib_clips=calib_clips,
             run_emulated=run_emulated, labels=labels, max_top1_drop=1.0 if max_top1_drop is None else max_top1_drop,
+            int8_variants=int8_variants, sessions=parse_ints(sessions, "--sessions") if sessions is not None else None,
         )
         check_optimize_options(output, opts)
-        total = len(opts.runners) * len(opts.precisions)
+        total = len(opts.runners) * len(opts.precisions)  # until the search says how many (event "plan")
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed}/{task.total}"),
                       console=out, transient=True) as progress:
             task = progress.add_task("preparing", total=total)
 
             def on_event(kind: str, name: str, what: str) -> None:
-                if kind == "candidate" and what != "start":
+                if kind == "plan":
+                    progress.update(task, total=int(name))
+                elif kind == "candidate" and what != "start":
                     progress.advance(task)
                     out.print(f"{name}: {what}")
                 else:

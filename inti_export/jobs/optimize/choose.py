@@ -55,4 +55,5 @@ def choose(candidates: list[Candidate], objective: str, max_latency_ms: float | 
               f" cosine min {best.accuracy.cosine_min:.6f}, top-1 {best.accuracy.top1_agreement:.3f}"
               + (f", top-1 against the labels {100 * best.accuracy.label_top1:.2f}%"
                  if best.accuracy.label_top1 is not None else ""))
-    return Choice(best.id, best.runner, best.precision, row.batch, row.p50_ms, row.throughput_clips_s, reason, excluded)
+    return Choice(best.id, best.runner, best.precision, row.batch, row.p50_ms, row.throughput_clips_s, reason, excluded,
+                  variant=best.variant, settings=dict(best.settings), label=best.label)

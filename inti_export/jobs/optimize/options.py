@@ -37,6 +37,8 @@ class OptimizeOptions:
     run_emulated: bool = False  # run PyTorch FP16/BF16 even on a CPU that only emulates them
     labels: Path | None = None  # `video,label` CSV: the held-out clips are its videos (beside it), one each
     max_top1_drop: float = 1.0  # with labels: top-1 points a candidate may lose against PyTorch FP32
+    int8_variants: str = "auto"  # auto (from the CPU's flags), all, or comma-separated names (variants.py)
+    sessions: tuple[int, ...] | None = None  # throughput: N sessions x (threads / N) threads; None: 1 and threads
 
 
 def check_optimize_options(out: Path, opts: OptimizeOptions) -> None:
@@ -65,6 +67,11 @@ def check_optimize_options(out: Path, opts: OptimizeOptions) -> None:
             f"iters={opts.iters}, warmup={opts.warmup}, clips={opts.clips}, calib_clips={opts.calib_clips}:"
             " need iters >= 1, warmup >= 0, clips >= 2 (top-1 over one clip says little), calib clips >= 1"
         )
+    from inti_export.jobs.optimize.variants import check_variants
+
+    check_variants(opts.int8_variants)
+    if opts.sessions is not None and (not opts.sessions or any(n < 1 for n in opts.sessions)):
+        raise IntiExportError(f"--sessions {list(opts.sessions)}: each must be >= 1")
     if opts.threads is not None and opts.threads < 1:
         raise IntiExportError(f"threads={opts.threads} must be >= 1")
     if opts.max_latency_ms is not None and not opts.max_latency_ms > 0:

@@ -73,17 +73,20 @@ def write_triton_repo_of_choice(out: Path, report: OptimizeReport, repo: Path) -
 
 def candidate_table(report: OptimizeReport) -> tuple[list[str], list[list[str]]]:
     """(columns, rows): one row per candidate and batch size, the candidate's own cells on its first row;
-    the choice marked `* `. Plain text: the CLI prints it as a table."""
+    the choice marked `* `; `cos min` as the timed runner executes it, `cos quant` as quantised (INT8).
+    Plain text: the CLI prints it as a table."""
     labelled = report.clips.get("labels") is not None
-    cols = ["candidate", "status", "cos min", "top-1", *(["labels top-1", "drop"] if labelled else []), "gate",
+    cols = ["candidate", "status", "cos min", "cos quant", "top-1", *(["labels top-1", "drop"] if labelled else []), "gate",
             "batch", "p50 ms", "p90 ms", "clips/s"]
     rows = []
     for c in report.candidates:
         acc = c.accuracy
         status = c.status + (" (cached)" if c.cached else "")
-        first = [f"{'* ' if c.id == report.choice.candidate else ''}{c.runner} {c.precision}",
+        quant = c.accuracy_as_quantized
+        first = [f"{'* ' if c.id == report.choice.candidate else ''}{c.label or f'{c.runner} {c.precision}'}",
                  status if c.status == Status.ok.value else f"{status}: {c.reason[:70]}",
-                 f"{acc.cosine_min:.6f}" if acc else "", f"{acc.top1_agreement:.3f}" if acc else ""]
+                 f"{acc.cosine_min:.6f}" if acc else "", f"{quant.cosine_min:.6f}" if quant else "",
+                 f"{acc.top1_agreement:.3f}" if acc else ""]
         if labelled:
             has = acc is not None and acc.label_top1 is not None
             first += [f"{100 * acc.label_top1:.2f}%" if has else "", f"{acc.label_top1_drop_points:+.2f}" if has else ""]
@@ -119,7 +122,7 @@ def plot_pareto(report: OptimizeReport, path: Path) -> None:
         rows = usable_rows(c, report.options.get("max_latency_ms")) or c.speed
         r = best_row(rows, report.options.get("objective", "throughput"))
         pts.append((r.throughput_clips_s, max(floor, 1 - c.accuracy.cosine_min)))
-        labels.append(f"{c.runner} {c.precision} b{r.batch}")
+        labels.append(f"{c.label or f'{c.runner} {c.precision}'} b{r.batch}")
         passed.append(bool(c.gate and c.gate.passed))
         chosen.append(c.id == report.choice.candidate)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))

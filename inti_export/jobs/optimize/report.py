@@ -42,9 +42,9 @@ class Gate:
 
 @dataclass
 class Candidate:
-    """One runner x precision. `status` is a vocab.Status value: ok (made, run, measured), not run (made;
-    this machine cannot run it), skipped (not made here: a missing module, or a precision the runner does
-    not take), failed (making or running it raised); `reason` says why when not ok."""
+    """One runner x precision (x INT8 variant x runner settings). `status` is a vocab.Status value: ok (made,
+    run, measured), not run (made; this machine cannot run it), skipped (not made here: a missing module, or a
+    precision the runner does not take), failed (making or running it raised); `reason` says why when not ok."""
 
     id: str
     runner: str
@@ -62,11 +62,18 @@ class Candidate:
     cached: bool = False
     note: str = ""
     gate: Gate | None = None  # evaluated on every run from the current options; not cached
+    variant: str | None = None  # the INT8 variant (jobs/optimize/variants.py), e.g. int8-u8s8-rr-pc-max; else None
+    # how the runner was set up: threads (per session), sessions (run at once), ov_hint, ov_streams (OpenVINO)
+    settings: dict[str, Any] = field(default_factory=dict)
+    label: str = ""  # what the table and the plot call it: runner, variant (or precision), settings
+    # INT8: the same artifact's accuracy as quantised (ORT as-quantized: Q/DQ kept, float between); not cached here
+    accuracy_as_quantized: Accuracy | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Candidate:
         d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
         d["accuracy"] = Accuracy(**d["accuracy"]) if d.get("accuracy") else None
+        d["accuracy_as_quantized"] = Accuracy(**d["accuracy_as_quantized"]) if d.get("accuracy_as_quantized") else None
         d["gate"] = Gate(**d["gate"]) if d.get("gate") else None
         d["speed"] = [LatencyRow(**r) for r in d.get("speed", [])]
         return cls(**d)
@@ -82,6 +89,9 @@ class Choice:
     throughput_clips_s: float | None = None
     reason: str = ""
     excluded: dict[str, str] = field(default_factory=dict)  # candidate id -> why it was not chosen
+    variant: str | None = None  # the chosen candidate's INT8 variant
+    settings: dict[str, Any] = field(default_factory=dict)  # and its runner settings
+    label: str = ""
 
 
 @dataclass
@@ -96,6 +106,8 @@ class OptimizeReport:
     wall_s: float
     outputs: dict[str, str | None]
     notes: list[str] = field(default_factory=list)
+    int8_variants: dict[str, Any] = field(default_factory=dict)  # requested, names, why (the rule), cpu flags seen
+    settings_rule: str = ""  # which runner settings were tried, and why
     schema: str = OPTIMIZE_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from inti_export.jobs.optimize.gate import check_gate, fixed_head
 from inti_export.jobs.optimize.options import OptimizeOptions, check_optimize_options
 from inti_export.jobs.optimize.outputs import plot_pareto, write_best, write_triton_repo_of_choice
 from inti_export.jobs.optimize.report import Candidate, OptimizeReport
-from inti_export.jobs.optimize.units import Search, environment, export_unit, make_candidate, reference_unit
+from inti_export.jobs.optimize.units import TORCH_KINDS, Search, environment, export_unit, make_candidate, reference_unit
+from inti_export.jobs.optimize.variants import DEFAULT_VARIANT, Int8Variant, pick_variants, runner_settings
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +34,15 @@ def run_optimize(
     opts: OptimizeOptions | None = None,
     *,
     on_event: Callable[[str, str, str], None] | None = None,
+    cpuinfo: str | None = None,
     **kwargs: Any,
 ) -> OptimizeReport:
     """Search runners x precisions (x batch sizes) for `opts` (or `OptimizeOptions(**kwargs)`) into `out`.
 
     `on_event(kind, name, what)` is called as units start and finish ("making", "made", "cached";
-    kind "candidate" once per candidate with its status), for a progress display.
+    kind "candidate" once per candidate with its status; kind "plan" first, name the number of
+    candidates), for a progress display. `cpuinfo` (the text of /proc/cpuinfo) overrides the CPU flags
+    that `--int8-variants auto` reads.
     """
     import torch
 
@@ -71,17 +75,22 @@ def run_optimize(
     if any(not r.startswith("torch") for r in opts.runners):
         export_unit(search)
     reference_unit(search)
+    variants = pick_variants(opts.int8_variants, cpuinfo)
+    planned = plan(opts, threads, [Int8Variant.parse(n) for n in variants.names])
+    event("plan", str(len(planned)), "")
     candidates = []
-    for kind in opts.runners:
-        for precision in opts.precisions:
-            event("candidate", f"{kind}-{precision}", "start")
-            c = make_candidate(search, kind, precision)
-            if c.accuracy is not None:
-                c.gate = check_gate(c.accuracy, precision, opts.min_cosine, opts.min_top1,
-                                    opts.max_top1_drop if opts.labels is not None else None)
-            candidates.append(c)
-            event("candidate", c.id, c.status if not c.cached else "cached")
+    for kind, precision, variant, settings in planned:
+        event("candidate", f"{kind}-{variant.name if variant else precision}", "start")
+        c = make_candidate(search, kind, precision, variant, settings)
+        if c.accuracy is not None:
+            c.gate = check_gate(c.accuracy, precision, opts.min_cosine, opts.min_top1,
+                                opts.max_top1_drop if opts.labels is not None else None)
+        candidates.append(c)
+        event("candidate", c.id, c.status if not c.cached else "cached")
     report = _report(search, candidates)
+    report.int8_variants = asdict(variants)
+    report.settings_rule = SETTINGS_RULE.format(threads=threads, objective=opts.objective)
+    report.notes.extend(search.notes)
     if report.choice.candidate is not None:
         report.outputs["best"] = str(write_best(out, report))
         if opts.triton_repo is not None:
@@ -96,6 +105,27 @@ def run_optimize(
     data = json.loads(json.dumps(report.to_dict(), default=str))
     write_json(out / "report.json", data)
     return OptimizeReport.from_dict(data)  # what report.json holds
+
+
+SETTINGS_RULE = ("ort and ov: with --objective throughput, N sessions x ({threads} threads / N) each, run at once on"
+                 " disjoint clips with clips/s counted (N from --sessions, default 1 and {threads}); one session with"
+                 " every thread for the latency objective (this search: {objective}); OpenVINO: latency hint"
+                 " for one session, throughput hint and one stream each for N > 1; other runners: one session")
+CPU_RUNNERS = ("ort", "ov")  # the runners whose INT8 variants and settings are searched
+
+
+def plan(opts: OptimizeOptions, threads: int, variants: list[Int8Variant]) -> list[tuple[str, str, Any, dict]]:
+    """(runner, precision, INT8 variant or None, settings) of every candidate, in the order they are made.
+    The INT8 variants apply to the CPU runners (ort, ov); other runners take INT8 as `calibrate -p int8`
+    writes it (TensorRT's symmetric s8s8); PyTorch takes no INT8 (listed skipped)."""
+    out = []
+    for kind in opts.runners:
+        for precision in opts.precisions:
+            vs = variants if kind in CPU_RUNNERS else [DEFAULT_VARIANT]
+            for v in vs if precision == "int8" and kind not in TORCH_KINDS else [None]:
+                for s in runner_settings(kind, opts.objective, threads, opts.sessions):
+                    out.append((kind, precision, v, s))
+    return out
 
 
 def _report(search: Search, candidates: list[Candidate]) -> OptimizeReport:

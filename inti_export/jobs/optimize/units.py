@@ -2,9 +2,10 @@
 
     export_unit       the FP32 ONNX (`export_preset`, as `inti-export onnx`; or the user's --onnx)
     reference_unit    PyTorch FP32 outputs on the held-out clips
-    precision_onnx    each precision's ONNX (`convert_precision`, as `inti-export calibrate`)
+    precision_onnx    each precision's (and INT8 variant's) ONNX (`convert_precision`, as `inti-export calibrate`)
     engine_unit       a TensorRT engine (`build_engine`, as `inti-export trt`)
-    make_candidate    one runner x precision: its artifact, accuracy (gate.py) and speed (speed.py)
+    as_quantized_unit an INT8 ONNX's accuracy as quantised (ORT as-quantized), once per variant
+    make_candidate    one runner x precision x variant x settings: artifact, accuracy (gate.py), speed (speed.py)
 
 Each unit's key covers its inputs and settings (cache.py); docs/optimize.md describes the method.
 """
@@ -25,8 +26,9 @@ from inti_export.jobs.optimize.cache import Cache, array_sha256, content_key
 from inti_export.jobs.optimize.clips import ClipSplit
 from inti_export.jobs.optimize.gate import accuracy
 from inti_export.jobs.optimize.options import OptimizeOptions
-from inti_export.jobs.optimize.report import Candidate
-from inti_export.jobs.optimize.speed import SWEEP_MAX_BATCH, measure_speed
+from inti_export.jobs.optimize.report import Accuracy, Candidate
+from inti_export.jobs.optimize.speed import SWEEP_MAX_BATCH, infer_sessions, measure_speed
+from inti_export.jobs.optimize.variants import Int8Variant, settings_label
 from inti_export.runtime.base import infer_clips
 from inti_export.runtime.timing import machine_info
 from inti_export.vocab import RunnerKind, Status, TorchPrecision, package_versions, values
@@ -43,8 +45,10 @@ def environment(threads: int) -> dict[str, Any]:
             "ort_providers": onnxruntime.get_available_providers()}
 
 
-def command_line(opts: OptimizeOptions, out: Path, runners: tuple[str, ...], precisions: tuple[str, ...]) -> str:
-    """The `inti-export optimize` line that remakes exactly these candidates (same keys) in `out`."""
+def command_line(opts: OptimizeOptions, out: Path, runners: tuple[str, ...], precisions: tuple[str, ...],
+                 variant: str | None = None, sessions: int | None = None) -> str:
+    """The `inti-export optimize` line that remakes exactly these candidates (same keys) in `out`; with
+    `variant` and `sessions`, exactly that INT8 variant at that session count."""
     args = ["inti-export", "optimize"]
     args += ["--preset", opts.preset] if opts.preset else ["--onnx", str(opts.onnx)]
     for flag, value in (("--checkpoint", opts.checkpoint), ("--videos", opts.videos), ("--threads", opts.threads),
@@ -60,6 +64,8 @@ def command_line(opts: OptimizeOptions, out: Path, runners: tuple[str, ...], pre
     args += ["--max-top1-drop", str(opts.max_top1_drop)] if opts.labels is not None else ["--clips", str(opts.clips)]
     args += ["--calib-clips", str(opts.calib_clips)]
     args += ["--run-emulated"] if opts.run_emulated else []
+    args += ["--int8-variants", variant] if variant else []
+    args += ["--sessions", str(sessions)] if sessions else []
     args += ["-o", str(out)]
     return shlex.join(args)
 
@@ -78,11 +84,13 @@ class Search:
     env_key: str
     head: np.ndarray | None
     head_text: str
+    notes: list[str] = field(default_factory=list)  # for the report
     ref: np.ndarray | None = None
     ref_rel: str | None = None
     fp32_onnx: Path | None = None
     fp32_key: str = ""
-    onnx: dict[str, tuple[Path, str]] = field(default_factory=dict)  # precision -> (path, its unit key)
+    onnx: dict[str, tuple[Path, str]] = field(default_factory=dict)  # precision or variant -> (path, unit key)
+    as_quantized: dict[str, Any] = field(default_factory=dict)  # INT8 variant -> Accuracy as quantised (or None)
 
 
 def export_unit(search: Search) -> None:
@@ -128,27 +136,62 @@ def reference_unit(search: Search) -> None:
     search.ref = np.load(search.cache.path(rec["artifact"]), allow_pickle=False)
 
 
-def precision_onnx(search: Search, precision: str) -> tuple[Path, str]:
-    """The ONNX at `precision`: the FP32 one, or `convert_precision` of it (calibration clips only)."""
+def precision_onnx(search: Search, precision: str, variant: Int8Variant | None = None) -> tuple[Path, str]:
+    """The ONNX at `precision`: the FP32 one, or `convert_precision` of it (calibration clips only); INT8
+    as `variant` (default: what `calibrate -p int8` writes)."""
     from inti_export.calibration.precision import convert_precision
 
     if precision == "fp32":
         return search.fp32_onnx, search.fp32_key
-    if precision not in search.onnx:
+    if precision == "int8":
+        variant = variant or Int8Variant()
+    name = variant.name if variant else precision
+    if name not in search.onnx:
         quantised = precision in ("int8", "fp8")
-        parts = {"unit": "convert", "fp32": search.fp32_key, "precision": precision, "backend": "auto", "method": "max",
+        parts = {"unit": "convert", "fp32": search.fp32_key, "precision": precision, "backend": "auto",
+                 "method": variant.method if variant else "max", "variant": asdict(variant) if variant else None,
                  "calibration": array_sha256(search.split.calibration) if quantised else None,
                  "versions": search.env["versions"]}
+        kwargs = variant.convert_kwargs() if variant else {}
 
         def make(folder: Path) -> dict[str, Any]:
             path = folder / f"model.{precision}.onnx"
-            convert_precision(search.fp32_onnx, precision, path, calib_data=search.split.calibration if quantised else None)
+            convert_precision(search.fp32_onnx, precision, path, calib_data=search.split.calibration if quantised else None,
+                              **kwargs)
             return {"files": [path, search.fp32_onnx], "artifact": search.cache.rel(path),
                     "calibration_clips": search.split.calibration_names if quantised else []}
 
-        rec = search.cache.unit("artifacts", f"onnx-{precision}", parts, make)
-        search.onnx[precision] = (search.cache.path(rec["artifact"]), rec["key"])
-    return search.onnx[precision]
+        rec = search.cache.unit("artifacts", f"onnx-{name}", parts, make)
+        search.onnx[name] = (search.cache.path(rec["artifact"]), rec["key"])
+    return search.onnx[name]
+
+
+def as_quantized_unit(search: Search, variant: Int8Variant) -> Accuracy | None:
+    """The INT8 variant's accuracy as quantised on the held-out clips: ONNX Runtime with its Q/DQ kept as
+    written (OrtMode.as_quantized), the quantisation's own arithmetic, the same on every CPU; None (and a
+    note) when it cannot be computed."""
+    from inti_export.runtime.ort_runner import OrtMode, OrtRunner
+
+    if variant.name in search.as_quantized:
+        return search.as_quantized[variant.name]
+    onnx_path, art_key = precision_onnx(search, "int8", variant)
+    parts = {"unit": "as-quantized", "artifact": art_key, "reference": search.ref_rel,
+             "heldout": array_sha256(search.split.heldout), "env": search.env_key}
+
+    def make(folder: Path) -> dict[str, Any]:
+        with OrtRunner(onnx_path, threads=search.env["threads"], mode=OrtMode.as_quantized) as runner:
+            out = infer_clips(runner, search.split.heldout, 1, dtype=np.float64)  # (K, E) or (K, classes)
+        acc = accuracy(out, search.ref, search.head, search.head_text, f"{runner.name} ({runner.mode_label})")
+        return {"files": [search.cache.path(search.ref_rel), onnx_path], "accuracy": asdict(acc)}
+
+    try:
+        rec = search.cache.unit("accuracy", f"as-quantized-{variant.name}", parts, make)
+        acc = Accuracy(**rec["accuracy"])
+    except Exception as e:  # noqa: BLE001 - ORT raises its own types; the candidates still run
+        search.notes.append(f"{variant.name}: accuracy as quantised not computed: {type(e).__name__}: {one_line(e)}")
+        acc = None
+    search.as_quantized[variant.name] = acc
+    return acc
 
 
 def engine_unit(search: Search, precision: str) -> tuple[Path, str]:
@@ -189,64 +232,102 @@ def _emulated(opts: OptimizeOptions, runner: str, precision: str) -> str | None:
     return f"{why}; it could not be the fastest (--run-emulated runs it anyway)" if why else None
 
 
-def make_candidate(search: Search, runner_kind: str, precision: str) -> Candidate:
-    """Make (or take from the cache) one candidate: its artifact, accuracy and speed."""
+def candidate_parts(runner_kind: str, precision: str, variant: str | None, settings: dict[str, Any], art_key: str,
+                    search: Search) -> dict[str, Any]:
+    """The inputs and settings a candidate's cache key covers (cache.py)."""
+    o = search.opts
+    return {"unit": "candidate", "runner": runner_kind, "precision": precision, "variant": variant,
+            "settings": settings, "artifact": art_key, "reference": search.ref_rel,
+            "heldout": array_sha256(search.split.heldout), "batches": o.batches,
+            "labels": None if search.split.labels is None else array_sha256(search.split.labels),
+            "iters": o.iters, "warmup": o.warmup, "env": search.env_key,
+            "ort_mode": ORT_MODE if runner_kind.startswith("ort") else None,
+            "max_latency_ms": o.max_latency_ms if not o.batches else None}
+
+
+def _runners(search: Search, runner_kind: str, precision: str, onnx_path, engine_path, settings: dict[str, Any]) -> list:
+    """The candidate's runners, one per session, set up as `settings` says (not yet active)."""
     from inti_export.runtime.factory import make_runner
 
+    out = []
+    for _ in range(settings["sessions"]):
+        if runner_kind == "ov":
+            from inti_export.runtime.ov_runner import OvRunner
+
+            out.append(OvRunner(onnx_path, threads=settings["threads"], hint=settings["ov_hint"] or "latency",
+                                streams=settings["ov_streams"]))
+            continue
+        model = copy.deepcopy(search.model) if runner_kind in TORCH_KINDS else None
+        out.append(make_runner(runner_kind, model, onnx_path, engine_path, "cpu", settings["threads"],
+                               precision if runner_kind in TORCH_KINDS else "fp32",
+                               ort_mode=ORT_MODE if runner_kind.startswith("ort") else None))
+    return out
+
+
+def make_candidate(search: Search, runner_kind: str, precision: str, variant: Int8Variant | None = None,
+                   settings: dict[str, Any] | None = None) -> Candidate:
+    """Make (or take from the cache) one candidate: its artifact, accuracy and speed, run by `settings`
+    (threads per session, sessions run at once, OpenVINO's hint and streams)."""
     o = search.opts
-    base_id = f"{runner_kind}-{precision}"
-    command = command_line(o, search.out, (runner_kind,), (precision,))
+    settings = settings or {"threads": search.env["threads"], "sessions": 1, "ov_hint": None, "ov_streams": None}
+    vname = variant.name if variant else None
+    n = settings["sessions"]
+    base_id = f"{runner_kind}-{vname or precision}" + (f"-s{n}" if n > 1 else "")
+    label = f"{runner_kind} {vname or precision} {settings_label(settings)}"
+    command = command_line(o, search.out, (runner_kind,), (precision,), vname,
+                           n if runner_kind in ("ort", "ov") else None)
+    meta = {"variant": vname, "settings": settings, "label": label, "command": command}
     why = _unsupported(runner_kind, precision)
     if why:
-        return Candidate(base_id, runner_kind, precision, Status.skipped.value, why, command=command)
+        return Candidate(base_id, runner_kind, precision, Status.skipped.value, why, **meta)
     why = _emulated(o, runner_kind, precision)
     if why:
-        return Candidate(base_id, runner_kind, precision, Status.not_run.value, why, command=command)
+        return Candidate(base_id, runner_kind, precision, Status.not_run.value, why, **meta)
     onnx_path = engine_path = None
     try:
         if runner_kind.startswith("ort") or runner_kind == "ov":  # ONNX Runtime and OpenVINO run the ONNX
-            onnx_path, art_key = precision_onnx(search, precision)
+            onnx_path, art_key = precision_onnx(search, precision, variant)
         elif runner_kind == "trt":
             engine_path, art_key = engine_unit(search, precision)
         else:
             art_key = content_key(search.source)
     except RuntimeUnavailableError as e:  # no module to make it with here (e.g. no TensorRT)
-        return Candidate(base_id, runner_kind, precision, Status.skipped.value, one_line(e), command=command)
+        return Candidate(base_id, runner_kind, precision, Status.skipped.value, one_line(e), **meta)
     except IntiExportError as e:
-        return Candidate(base_id, runner_kind, precision, Status.failed.value, one_line(e), command=command)
+        return Candidate(base_id, runner_kind, precision, Status.failed.value, one_line(e), **meta)
     artifact = onnx_path or engine_path
     ort_mode = ORT_MODE if runner_kind.startswith("ort") else None
-    parts = {"unit": "candidate", "runner": runner_kind, "precision": precision, "artifact": art_key,
-             "reference": search.ref_rel, "heldout": array_sha256(search.split.heldout), "batches": o.batches,
-             "labels": None if search.split.labels is None else array_sha256(search.split.labels),
-             "iters": o.iters, "warmup": o.warmup, "env": search.env_key, "ort_mode": ort_mode,
-             "max_latency_ms": o.max_latency_ms if not o.batches else None}
+    parts = candidate_parts(runner_kind, precision, vname, settings, art_key, search)
 
     def make(folder: Path) -> dict[str, Any]:
         files = [search.cache.path(search.ref_rel)] + ([artifact] if artifact else [])
-        body: dict[str, Any] = {"files": files, "runner": runner_kind, "precision": precision,
+        body: dict[str, Any] = {"files": files, "runner": runner_kind, "precision": precision, **meta,
                                 "artifact": search.cache.rel(artifact) if artifact else None,
                                 "artifact_sha256": search.cache.sha256(artifact) if artifact else None,
-                                "command": command, "environment": search.env}
-        model = copy.deepcopy(search.model) if runner_kind in TORCH_KINDS else None
+                                "environment": search.env}
+        runners = []
         try:
-            runner = make_runner(runner_kind, model, onnx_path, engine_path, "cpu", search.env["threads"],
-                                  precision if runner_kind in TORCH_KINDS else "fp32", ort_mode=ort_mode)
-            runner.activate()
+            runners = _runners(search, runner_kind, precision, onnx_path, engine_path, settings)
+            for r in runners:
+                r.activate()
         except Exception as e:  # noqa: BLE001 - a runtime that cannot load here: reported, never chosen
+            for r in runners:
+                r.deactivate()
             return {**body, "status": Status.not_run.value, "reason": one_line(e)}
         try:
-            how = runner.name + (f" ({runner.mode_label})" if ort_mode else "")
+            runner = runners[0]
+            how = runner.name + (f" ({runner.mode_label})" if ort_mode else "") + f", {settings_label(settings)}"
             chunk = max(o.batches) if o.batches else 1
-            out = infer_clips(runner, search.split.heldout, chunk, dtype=np.float64)  # (K, E) or (K, classes)
+            out = infer_sessions(runners, search.split.heldout, chunk)  # (K, E) or (K, classes)
             acc = accuracy(out, search.ref, search.head, search.head_text, how, search.split.labels)
-            rows, stop = measure_speed(runner, search.split.heldout, o.batches, o.iters, o.warmup, o.max_latency_ms)
+            rows, stop = measure_speed(runners, search.split.heldout, o.batches, o.iters, o.warmup, o.max_latency_ms)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - ORT and torch raise their own types; record and go on
             return {**body, "status": Status.failed.value, "reason": f"{type(e).__name__}: {one_line(e)}"}
         finally:
-            runner.deactivate()
+            for r in runners:
+                r.deactivate()
         note = ""
         if ort_mode and precision in ("int8", "fp8"):
             note = ("accuracy as ONNX Runtime executes it (fused integer kernels), the runner that is timed; on x86"
@@ -257,6 +338,9 @@ def make_candidate(search: Search, runner_kind: str, precision: str) -> Candidat
     try:
         rec = search.cache.unit("candidates", base_id, parts, make)
     except (IntiExportError, ImportError) as e:
-        return Candidate(base_id, runner_kind, precision, Status.failed.value, one_line(e), command=command)
-    return Candidate.from_dict({**rec, "id": Path(rec["folder"]).name, "cached": rec["cached"],
-                                "seconds": 0.0 if rec["cached"] else rec["seconds"]})
+        return Candidate(base_id, runner_kind, precision, Status.failed.value, one_line(e), **meta)
+    c = Candidate.from_dict({**rec, "id": Path(rec["folder"]).name, "cached": rec["cached"],
+                             "seconds": 0.0 if rec["cached"] else rec["seconds"]})
+    if variant is not None and c.status == Status.ok.value:
+        c.accuracy_as_quantized = as_quantized_unit(search, variant)
+    return c
