@@ -30,7 +30,9 @@ def _progress_bar(out):
 def embed(
     sources: Annotated[list[str], typer.Argument(help="Video files, folders (recursive), globs, .txt lists of paths.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder: Parquet parts, _errors.jsonl.")],
-    artifact: Annotated[Path | None, typer.Option(help="model.onnx or model.engine to embed with.")] = None,
+    artifact: Annotated[Path | None, typer.Option(
+        help="model.onnx, model.engine, an `onnx --stream` folder, or an `optimize` OUT/best folder (its choice)."
+    )] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="A preset on the PyTorch runner.")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Weights for --preset.")] = None,
     runner: Annotated[
@@ -38,7 +40,12 @@ def embed(
     ] = None,
     clips_per_video: Annotated[int | None, typer.Option(help="N evenly spaced clips per video (default 1).")] = None,
     stride: Annotated[int | None, typer.Option(help="Sliding windows of T frames every STRIDE frames instead.")] = None,
-    batch: Annotated[int, typer.Option(help="Clips per inference batch.")] = 8,
+    batch: Annotated[int | None, typer.Option(
+        help="Clips per inference batch (default: OUT/best's choice, else 1 on a CPU with <= 4 cores, 8 otherwise)."
+    )] = None,
+    split: Annotated[bool, typer.Option(
+        "--split/--no-split", help="Compute each frame's stem once for overlapping clips (PyTorch, stream pairs)."
+    )] = True,
     decode_workers: Annotated[int | None, typer.Option(help="Decoding processes (default: cores - 1).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for inference (default: all).")] = None,
     part_rows: Annotated[int, typer.Option(help="Rows per Parquet part (whole videos).")] = 4096,
@@ -51,15 +58,17 @@ def embed(
     """Embed every clip of a video corpus into Parquet; a re-run resumes where the last one stopped."""
     out = console()
     with cli_errors():
-        from inti_export.corpus import ModelSource, Sampling, default_decode_workers, embed_local, embed_ray, make_job
+        from inti_export.corpus import Sampling, default_decode_workers, embed_local, embed_ray, make_job, resolve_settings
         from inti_export.fileio import write_json
 
         if clips_per_video is None and stride is None:
             clips_per_video = 1
         sampling = Sampling(clips_per_video=clips_per_video, stride=stride)
-        model = ModelSource(artifact=artifact, preset=preset, checkpoint=checkpoint, runner=runner, threads=threads)
+        chosen = resolve_settings(artifact, preset, checkpoint, runner, threads, batch)  # flags win over OUT/best
         workers = default_decode_workers() if decode_workers is None else decode_workers  # 0 is refused, not "default"
-        job = make_job(sources, model, output, sampling, batch=batch, part_rows=part_rows, decode_workers=workers)
+        job = make_job(sources, chosen.model, output, sampling, batch=chosen.batch, part_rows=part_rows,
+                       decode_workers=workers, split=split, settings_from=chosen.sources,
+                       best=chosen.best.to_dict() if chosen.best else None)
         if report is not None:
             job.check_report(report, tuple(sources))  # not an input, not inside OUT (docs/corpus.md)
         if ray or address:
@@ -91,6 +100,10 @@ def _summary(out, result) -> None:
         f" {result.clips_per_s:.1f} clips/s), {result.skipped} already done, {result.failed} failed"
         f" -> {escape(result.output)}"
     )
+    split = ", stems shared (--no-split to turn off)" if result.split else ""
+    out.print(f"batch {result.batch} ({result.batch_source}){split}"
+              + (f"; from {escape(result.best['folder'])}: {result.best['runner']} {result.best['precision']}"
+                 if result.best else ""))
     for video, reason in list(result.errors.items())[:10]:
         out.print(f"[yellow]failed[/yellow] {escape(video)}: {escape(reason)}", soft_wrap=True)
     if result.failed > 10:

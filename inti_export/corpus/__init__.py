@@ -4,6 +4,9 @@
     report = embed_local(job)          # decode workers + batched inference on this machine
     report = embed_ray(job, address)   # the same job on Ray Data (pip install 'inti-export[ray]')
 
+`resolve_settings` merges the flags with an `optimize` OUT/best/ folder and this machine's default batch;
+overlapping windows of a splittable model share each frame's stem (corpus.split).
+
 See docs/corpus.md for the output layout, resuming and the measured throughput.
 """
 
@@ -13,6 +16,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from inti_export.corpus.best import BestChoice, EmbedSettings, machine_batch, read_best, resolve_settings
 from inti_export.corpus.job import EmbedJob, EmbedProgress, EmbedReport, default_decode_workers
 from inti_export.corpus.model import ModelSource
 from inti_export.corpus.output import read_rows
@@ -20,14 +24,16 @@ from inti_export.corpus.sampling import Sampling, Segment
 from inti_export.corpus.sources import expand_sources
 
 __all__ = [
-    "EmbedJob", "EmbedProgress", "EmbedReport", "ModelSource", "Sampling", "Segment", "default_decode_workers",
-    "embed_local", "embed_ray", "expand_sources", "make_job", "read_rows",
+    "BestChoice", "EmbedJob", "EmbedProgress", "EmbedReport", "EmbedSettings", "ModelSource", "Sampling", "Segment",
+    "default_decode_workers", "embed_local", "embed_ray", "expand_sources", "machine_batch", "make_job", "read_best",
+    "read_rows", "resolve_settings",
 ]
 
 
 def make_job(sources: Iterable[str | os.PathLike], model: ModelSource, output: Path, sampling: Sampling,
              **options) -> EmbedJob:
-    """An EmbedJob over the videos `sources` name (see `expand_sources`); options: batch, decode_workers, part_rows."""
+    """An EmbedJob over the videos `sources` name (see `expand_sources`); options: batch, decode_workers, part_rows,
+    split, settings_from, best."""
     return EmbedJob(tuple(expand_sources(sources)), model, Path(output), sampling, **options)
 
 

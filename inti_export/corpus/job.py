@@ -41,6 +41,10 @@ class EmbedJob:
     batch: int = 8
     decode_workers: int = field(default_factory=default_decode_workers)
     part_rows: int = 4096  # rows per Parquet part (whole videos; a part may hold more)
+    split: bool = True  # share each frame's stem between the clips that hold it, where the runner can split
+    # where the runner, threads and batch came from (vocab.SettingSource values), and the optimize choice read
+    settings_from: dict[str, str] = field(default_factory=dict, compare=False)
+    best: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("batch", "decode_workers", "part_rows"):
@@ -55,6 +59,11 @@ class EmbedJob:
             raise IntiExportError(
                 f"output folder's parent {shown(self.output.parent)} does not exist: create it first"
             )
+
+    @property
+    def split_wanted(self) -> bool:
+        """Whether the local engine shares stems: not turned off (--no-split), and the runner can split."""
+        return self.split and self.model.can_split
 
     def check_report(self, report: Path, sources: tuple[str | os.PathLike, ...] = ()) -> None:
         """Refuse a `--report` path that is one of the job's inputs or inside its output folder.
@@ -73,7 +82,9 @@ class EmbedJob:
             )
         model = self.model
         inputs = [model.artifact, model.checkpoint, *(s for s in sources if Path(s).is_file())]
-        if model.artifact is not None:
+        if model.is_pair:  # its files and their manifests
+            inputs += [model.artifact / f for f in ("stem.onnx", "head.onnx", "stem.onnx.json", "head.onnx.json")]
+        elif model.artifact is not None:
             inputs.append(model.artifact.with_name(model.artifact.name + ".json"))  # its manifest
         check_output_path(report, "--report", inputs=inputs)
 
@@ -137,6 +148,11 @@ class EmbedReport:
     seconds: float
     clips_per_s: float
     errors: dict[str, str]
+    batch: int = 0
+    batch_source: str = ""  # flag, best (an optimize OUT/best) or machine (docs/corpus.md, "Batch")
+    split: bool = False  # each frame's stem computed once and shared by the clips that hold it
+    settings_from: dict[str, str] = field(default_factory=dict)  # runner, threads, batch -> flag|best|machine|default
+    best: dict[str, Any] | None = None  # the optimize choice embedded with (--artifact OUT/best)
     schema: str = EMBED_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +160,8 @@ class EmbedReport:
 
 
 def make_report(
-    job: EmbedJob, prep: Prepared, engine: str, parts: list[str], errors_now: dict[str, str], counts: dict, start: float
+    job: EmbedJob, prep: Prepared, engine: str, parts: list[str], errors_now: dict[str, str], counts: dict, start: float,
+    split: bool = False,
 ) -> EmbedReport:
     """The report of a run that started at `start` (perf_counter)."""
     seconds = time.perf_counter() - start
@@ -152,5 +169,7 @@ def make_report(
         output=shown(job.output), engine=engine, runner=job.model.kind, artifact_sha256=prep.sha256,
         videos=len(job.videos), skipped=prep.skipped, embedded=counts["embedded"], failed=len(errors_now),
         clips=counts["clips"], parts=parts, seconds=seconds,
-        clips_per_s=counts["clips"] / seconds if seconds > 0 else 0.0, errors=errors_now,
+        clips_per_s=counts["clips"] / seconds if seconds > 0 else 0.0, errors=errors_now, batch=job.batch,
+        batch_source=job.settings_from.get("batch", "flag"), split=split,
+        settings_from=dict(job.settings_from), best=job.best,
     )

@@ -27,9 +27,9 @@ from inti_export.corpus.job import EmbedJob, EmbedProgress, EmbedReport, Prepare
 from inti_export.corpus.names import shown
 from inti_export.corpus.output import make_table, new_run_id, write_part
 from inti_export.corpus.sampling import Sampling
+from inti_export.corpus.split import make_embedder
 from inti_export.errors import IntiExportError, VideoError, one_line
 from inti_export.video.preprocess import Preprocess
-from inti_export.vocab import INPUT_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _put(results, item) -> bool:
 
 
 def decode_worker(tasks, results, pre: Preprocess, sampling: Sampling, chunk: int) -> None:
-    """Take (video id, path) tasks until None; send ("clips", id, [(clip, start_s, end_s)], (k,T,3,H,W)),
+    """Take (video id, path) tasks until None; send ("clips", id, [(clip, start_s, end_s, indices)], (k,T,3,H,W)),
     then ("done", id, clips) or ("error", id, reason)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us; Ctrl-C reaches the whole group
     with contextlib.suppress(OSError):
@@ -85,7 +85,7 @@ def decode_worker(tasks, results, pre: Preprocess, sampling: Sampling, chunk: in
         sent = 0
         try:
             for segments, clips in decode_clips(path, pre, sampling, chunk):
-                meta = [(s.clip, s.start_s, s.end_s) for s in segments]
+                meta = [(s.clip, s.start_s, s.end_s, s.indices) for s in segments]
                 if not _put(results, ("clips", vid, meta, clips)):
                     return
                 sent += len(segments)
@@ -182,7 +182,8 @@ def _run(
     pending = prep.pending
     videos = {vid: _Video(shown(p)) for vid, p in enumerate(pending)}  # as the Parquet column names them
     failed: set[int] = set()
-    buffer: list[tuple[int, int, float, float, np.ndarray]] = []  # (video id, clip, start_s, end_s, (T,3,H,W))
+    # (video id, clip, start_s, end_s, feed): the clip (T, 3, H, W), or its stems (T, N, D) with the split
+    buffer: list[tuple[int, int, float, float, np.ndarray]] = []
     part_rows: list[tuple[str, int, float, float, np.ndarray]] = []
     parts: list[str] = []
     errors_now: dict[str, str] = {}
@@ -232,9 +233,7 @@ def _run(
 
     def infer(n: int) -> None:
         take, buffer[:] = buffer[:n], buffer[n:]
-        feed = np.stack([t[4] for t in take])  # (B, T, 3, H, W)
-        out = runner.infer({INPUT_NAME: feed})
-        emb = next(iter(out.values())).reshape(len(take), -1)  # (B, D)
+        emb = embedder.infer([t[4] for t in take])  # (B, D)
         for (vid, clip, s, e, _), row in zip(take, emb, strict=True):
             if vid in failed:
                 continue
@@ -244,11 +243,11 @@ def _run(
             finish_if_complete(vid)
 
     if not pending:
-        return make_report(job, prep, "local", parts, errors_now, counts, start)
-    runner = job.model.make_runner()
+        return make_report(job, prep, "local", parts, errors_now, counts, start, split=job.split_wanted)
+    embedder = make_embedder(job.model, job.split)
     pool = None
     try:
-        with runner:
+        with embedder:
             pool = _Pool(job, prep.pre)
             sentinels = 0
             while counts["finished"] < len(pending):
@@ -270,6 +269,7 @@ def _run(
                 except queue.Empty:
                     for vid, reason in pool.reap(waiting=counts["received"] < len(pending)):
                         counts["received"] += 1
+                        embedder.forget(vid)
                         fail(vid, reason)
                     if counts["received"] == len(pending) and buffer:
                         infer(min(len(buffer), job.batch))
@@ -280,7 +280,8 @@ def _run(
                     pool.holding[msg[1]] = msg[2]
                 elif kind == "clips":
                     _, vid, meta, clips = msg
-                    buffer.extend((vid, c, s, e, clip) for (c, s, e), clip in zip(meta, clips, strict=True))
+                    feeds = embedder.prepare(vid, [m[3] for m in meta], clips)
+                    buffer.extend((vid, c, s, e, f) for (c, s, e, _), f in zip(meta, feeds, strict=True))
                 elif kind == "done":
                     counts["received"] += 1
                     videos[msg[1]].expected = msg[2]
@@ -291,6 +292,7 @@ def _run(
                     counts["received"] += 1
                     fail(msg[1], msg[2])
                 if kind in ("done", "error"):
+                    embedder.forget(msg[1])
                     pool.holding = {pid: v for pid, v in pool.holding.items() if v != msg[1]}
                 while len(buffer) >= job.batch or (buffer and counts["received"] == len(pending)):
                     infer(min(len(buffer), job.batch))
@@ -301,5 +303,5 @@ def _run(
             pool.close()
         prep.errors.save()
     progress(force=True)
-    return make_report(job, prep, "local", parts, errors_now, counts, start)
+    return make_report(job, prep, "local", parts, errors_now, counts, start, split=embedder.split)
 

@@ -2,7 +2,11 @@
 
 The preprocessing comes from the artifact's own `inti.*` metadata (an engine's manifest carries
 its ONNX's), so the clips match what the model was exported for. A preset runs on the PyTorch
-runner; export it with `inti-export onnx` to run it on ONNX Runtime or TensorRT.
+runner; export it with `inti-export onnx` to run it on ONNX Runtime or TensorRT. A folder from
+`inti-export onnx --stream` (stem.onnx + head.onnx) runs on ONNX Runtime as its two halves.
+
+`stem_head()` gives the model cut at its first InTI layer (docs/stream.md) where the runner allows it:
+a preset on the PyTorch runner, or the stream pair; `corpus.split` then computes each frame's stem once.
 """
 
 from __future__ import annotations
@@ -14,11 +18,16 @@ from pathlib import Path
 from inti_export.corpus.names import is_utf8, shown
 from inti_export.errors import IntiExportError
 from inti_export.video.preprocess import Preprocess
-from inti_export.vocab import RunnerKind
+from inti_export.vocab import HEAD_FILE, STEM_FILE, RunnerKind
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 _ONNX_RUNNERS = (RunnerKind.ort.value, RunnerKind.ort_cuda.value, RunnerKind.ov.value)
 _TORCH_RUNNERS = (RunnerKind.torch.value, RunnerKind.torch_compile.value, RunnerKind.torch_kernel.value)
+
+
+def is_stream_pair(path: Path) -> bool:
+    """A folder `inti-export onnx --stream` wrote: stem.onnx and head.onnx."""
+    return path.is_dir() and (path / STEM_FILE).is_file() and (path / HEAD_FILE).is_file()
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,8 @@ class ModelSource:
     runner: str | None = None  # None: ort for .onnx, trt for an engine, torch for a preset
     threads: int | None = None
     device: str = "cpu"  # the PyTorch runner's device
+    ov_hint: str | None = None  # OpenVINO's performance hint (None: the runner's default)
+    ov_streams: int | None = None  # OpenVINO's stream count (None: the runner's default)
 
     def __post_init__(self) -> None:
         if (self.artifact is None) == (self.preset is None):
@@ -49,8 +60,20 @@ class ModelSource:
                     " and pass --artifact, or use --runner torch"
                 )
             return
+        if self.is_pair:
+            if not is_utf8(self.artifact):
+                raise IntiExportError(f"--artifact {shown(self.artifact)} is not a UTF-8 name, which ONNX Runtime"
+                                      " cannot open: rename it")
+            if kind != RunnerKind.ort.value:
+                raise IntiExportError(
+                    f"--runner {kind} cannot run the stream pair {shown(self.artifact)}; use --runner ort"
+                )
+            return
         if self.artifact.is_dir():
-            raise IntiExportError(f"--artifact {shown(self.artifact)} is a directory: pass a model.onnx or model.engine")
+            raise IntiExportError(
+                f"--artifact {shown(self.artifact)} is a directory with neither stem.onnx/head.onnx nor candidate.json:"
+                " pass a model.onnx, model.engine, an `onnx --stream` folder or an `optimize` OUT/best folder"
+            )
         if not self.artifact.is_file():
             raise IntiExportError(f"artifact {shown(self.artifact)} does not exist; pass a model.onnx or model.engine")
         if not is_utf8(self.artifact):  # ONNX Runtime and TensorRT take the path as UTF-8 text
@@ -61,6 +84,10 @@ class ModelSource:
         wanted = (RunnerKind.trt.value,) if self.is_engine else _ONNX_RUNNERS
         if kind not in wanted:
             raise IntiExportError(f"--runner {kind} cannot run {self.artifact.name}; use one of {', '.join(wanted)}")
+
+    @property
+    def is_pair(self) -> bool:
+        return self.artifact is not None and is_stream_pair(self.artifact)
 
     @property
     def is_engine(self) -> bool:
@@ -82,6 +109,8 @@ class ModelSource:
         """The artifact's `inti.*` metadata (an engine's from its manifest)."""
         from inti_export.vocab import decode_metadata, read_metadata
 
+        if self.is_pair:  # the head carries the model's inti.* metadata (docs/stream.md)
+            return read_metadata(self.artifact / HEAD_FILE)
         try:
             if self.is_engine:
                 from inti_export.runtime.manifest import load_manifest
@@ -110,7 +139,8 @@ class ModelSource:
         if self.artifact is not None:
             from inti_export.fileio import sha256_file
 
-            return sha256_file(self.artifact)
+            # a pair: the head's hash, which names the stem's inside it (inti.stream.stem_sha256)
+            return sha256_file(self.artifact / HEAD_FILE if self.is_pair else self.artifact)
         from inti_export.exporter.onnx_export import sha256_state_dict
 
         return sha256_state_dict(self.model())
@@ -125,7 +155,28 @@ class ModelSource:
         """A fresh, inactive Runner (bench's runner factory, so every command builds them alike)."""
         from inti_export.runtime.factory import make_runner
 
+        if self.is_pair:
+            raise IntiExportError(f"{shown(self.artifact)} is a stream pair: it runs as stem and head (stem_head())")
         model = self.model() if self.preset is not None else None
         onnx = None if self.is_engine else self.artifact
         engine = self.artifact if self.is_engine else None
+        if self.kind == RunnerKind.ov.value and (self.ov_hint or self.ov_streams):
+            from inti_export.runtime.ov_runner import OvRunner
+
+            return OvRunner(onnx, threads=self.threads, hint=self.ov_hint or "latency", streams=self.ov_streams)
         return make_runner(self.kind, model, onnx, engine, self.device, self.threads, "fp32")
+
+    @property
+    def can_split(self) -> bool:
+        """Whether the runner can run the stem and the head apart: the PyTorch runner, or a stream pair."""
+        return self.is_pair or (self.preset is not None and self.kind == RunnerKind.torch.value)
+
+    def stem_head(self):
+        """The model cut at its first InTI layer (a `runtime.stream.StemHead`), or None where it cannot be."""
+        from inti_export.runtime.stream import OrtStemHead, TorchStemHead
+
+        if self.is_pair:
+            return OrtStemHead(self.artifact, threads=self.threads)
+        if self.can_split:
+            return TorchStemHead(self.model(), device=self.device)
+        return None

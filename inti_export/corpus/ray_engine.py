@@ -2,9 +2,10 @@
 
     paths (a dataset) -> decode, CPU tasks -> embed, actor pool -> Parquet (Ray) -> parts (committed)
 
-A local Ray instance is started unless `address` names a cluster; nothing else changes. On a
-cluster, every node must see the videos and the output folder at the same paths (a shared file
-system) and have inti-export installed. Rows for a video that fails to decode travel as error rows
+The actors run the whole model on each clip: overlapping windows do not share stems (corpus.split),
+as in the local engine. A local Ray instance is started unless `address` names a cluster; nothing
+else changes. On a cluster, every node must see the videos and the output folder at the same paths
+(a shared file system) and have inti-export installed. Rows for a video that fails to decode travel as error rows
 and end in `errors.jsonl`. Ray writes into a staging folder; the driver then rewrites its files as
 parts in the local schema and commits them through a journal (`output.commit_parts`), so a run
 adds all its rows or none, and a re-run skips the videos it committed.
@@ -170,6 +171,11 @@ def embed_ray(job: EmbedJob, address: str | None = None, actors: int = 1) -> Emb
     """
     if actors < 1:
         raise IntiExportError(f"--actors={actors} must be at least 1")
+    if job.model.is_pair:  # Ray's actors run the whole model on each clip (docs/corpus.md, "Ray Data")
+        raise IntiExportError(
+            f"--ray runs the whole model on each clip, and {shown(job.model.artifact)} is a stem/head pair: pass"
+            " the model.onnx of `inti-export onnx` (without --stream), or run without --ray"
+        )
     if not is_utf8(job.output):
         raise IntiExportError(
             f"-o {shown(job.output)} is not a UTF-8 name, which Ray's Parquet writer needs: rename it, or run"

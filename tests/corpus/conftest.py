@@ -45,3 +45,49 @@ def local_run(tmp_path_factory, tiny_job_factory):
 
     job = tiny_job_factory(tmp_path_factory.mktemp("embed") / "out")
     return job, embed_local(job)
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory) -> Path:
+    """test-tiny's stem/head pair, written by `inti-export onnx --preset test-tiny --stream -o DIR`."""
+    from typer.testing import CliRunner
+
+    from inti_export.cli import app
+
+    directory = tmp_path_factory.mktemp("pair") / "tiny-stream"
+    res = CliRunner().invoke(app, ["onnx", "--preset", "test-tiny", "--stream", "-o", str(directory)])
+    assert res.exit_code == 0, res.output
+    return directory
+
+
+@pytest.fixture(scope="session")
+def one_good_video(small_corpus) -> Path:
+    """The first good video of the small corpus (1.5 s, 18 to 45 frames)."""
+    corpus, kinds = small_corpus
+    return corpus / sorted(f for f, k in kinds.items() if k == "ok")[0]
+
+
+@pytest.fixture(scope="session")
+def make_best():
+    """write_best below, for the tests."""
+    return write_best
+
+
+def write_best(folder: Path, onnx: Path, runner: str = "ort", batch: int | None = 2, settings: dict | None = None,
+               artifact: str | None = "candidates/ort-fp32/model.onnx", copy: bool = True) -> Path:
+    """A best/ folder as `inti-export optimize` writes it (jobs/optimize/outputs.write_best), by hand."""
+    import shutil
+
+    folder.mkdir(parents=True)
+    candidate = {"id": f"{runner}-fp32", "runner": runner, "precision": "fp32", "status": "ok", "artifact": artifact}
+    if settings is not None:
+        candidate["settings"] = settings
+    files = []
+    if artifact and copy:
+        shutil.copy(onnx, folder / Path(artifact).name)
+        files.append(Path(artifact).name)
+    choice = {"candidate": candidate["id"], "runner": runner, "precision": "fp32", "batch": batch}
+    (folder / "candidate.json").write_text(json.dumps({"choice": choice, "candidate": candidate, "files": files,
+                                                       "model": {"preset": "test-tiny"}}))
+    (folder / "command.txt").write_text("inti-export onnx --preset test-tiny\n")
+    return folder
