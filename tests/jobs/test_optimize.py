@@ -23,7 +23,8 @@ from inti_export.jobs.optimize import (
 )
 
 # run_emulated: PyTorch FP16 runs here even on a CPU that emulates it (test-tiny is small enough)
-FAST = {"batches": (1, 2), "iters": 2, "warmup": 1, "clips": 3, "calib_clips": 2, "run_emulated": True}
+FAST = {"batches": (1, 2), "iters": 2, "warmup": 1, "clips": 3, "calib_clips": 2, "run_emulated": True,
+        "sessions": (1,)}  # one session per runner: the multi-session settings are tested in test_optimize_variants.py
 
 
 class Events:
@@ -200,7 +201,7 @@ def test_max_latency_excludes_slower_candidates(base, tmp_path, tiny_onnx):
 
 def test_batch_sweep_doubles_until_gain_stops(tmp_path, tiny_onnx):
     report = run_optimize(tmp_path / "out", onnx=tiny_onnx.onnx_path, runners=("ort",), precisions=("fp32",),
-                          iters=2, warmup=1, clips=2, calib_clips=1)
+                          iters=2, warmup=1, clips=2, calib_clips=1, sessions=(1,))
     (c,) = report.candidates
     batches = [r.batch for r in c.speed]
     assert batches == [2**i for i in range(len(batches))] and c.sweep_stop
