@@ -13,17 +13,19 @@ from inti_export.vocab import InstanceKind, ServingBackend
 
 
 def triton_repo(
-    artifact: Annotated[Path, typer.Argument(help="model.onnx (inti-export onnx) or model.engine (inti-export trt).")],
+    artifact: Annotated[Path, typer.Argument(help="model.onnx, model.engine, an optimize OUT/best folder, or with"
+                                             " --stream an `onnx --stream` folder.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The model repository folder (created if missing).")],
-    name: Annotated[str | None, typer.Option("--name", help="Model name (default: the preset).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: the preset; inti_stream).")] = None,
     backend: Annotated[
-        ServingBackend, typer.Option("--backend", help="Triton backend that serves the model.")
-    ] = ServingBackend.python,
-    max_batch: Annotated[
-        int | None, typer.Option("--max-batch", help="max_batch_size (default: engine profile max, 8 for ONNX).")
+        ServingBackend | None, typer.Option("--backend", help="Triton backend that serves the model (default: python).")
     ] = None,
-    instances: Annotated[int, typer.Option("--instances", help="Model instances.")] = 1,
-    kind: Annotated[InstanceKind, typer.Option("--kind", help="Instance kind.")] = InstanceKind.cpu,
+    max_batch: Annotated[
+        int | None, typer.Option("--max-batch", help="max_batch_size (default: engine profile max, 8 for ONNX,"
+                                 " the choice's batch for OUT/best).")
+    ] = None,
+    instances: Annotated[int | None, typer.Option("--instances", help="Model instances (default 1; OUT/best: sessions).")] = None,
+    kind: Annotated[InstanceKind | None, typer.Option("--kind", help="Instance kind (default cpu).")] = None,
     video: Annotated[
         bool, typer.Option("--video", help="Also a <name>_video pre-processing model and a <name>_ensemble.")
     ] = False,
@@ -34,24 +36,31 @@ def triton_repo(
         bool, typer.Option("--dynamic-batching/--no-dynamic-batching", help="Triton's dynamic batcher.")
     ] = True,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="Dynamic batcher's max queue delay.")] = 2000,
+    stream: Annotated[bool, typer.Option("--stream", help="A stateful stream model driven by Triton's sequence"
+                                         " batcher, plus <name>_stem and <name>_head (docs/serving.md, Streams).")] = False,
+    stride: Annotated[int | None, typer.Option("--stride", help="--stream: a window every S frames (default T/2).")] = None,
+    sequence_idle_s: Annotated[
+        float, typer.Option("--sequence-idle-s", help="--stream: a sequence idle this long is dropped.")
+    ] = 60.0,
+    max_sequences: Annotated[int, typer.Option("--max-sequences", help="--stream: sequences held at once.")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Write a Triton model repository for an artifact: config.pbtxt from its own metadata, warmup, ensemble."""
-    from inti_export.serving import RepoConfig, write_triton_repo
+    """Write a Triton model repository for an artifact: config.pbtxt from its own metadata, warmup, ensemble.
 
+    An `optimize` OUT/best folder is served as chosen: its precision, batch, sessions and threads.
+    """
+    from inti_export.serving import RepoConfig, write_triton_repo
+    from inti_export.serving.choice import is_best_folder, write_best_repo
+
+    given = {"name": name, "backend": backend, "max_batch": max_batch, "instances": instances, "kind": kind}
+    common = {"video": video, "labels": labels, "dynamic_batching": dynamic_batching, "queue_delay_us": queue_delay_us}
     with cli_errors():
-        config = RepoConfig(
-            name=name,
-            backend=backend,
-            max_batch=max_batch,
-            instances=instances,
-            kind=kind,
-            video=video,
-            labels=labels,
-            dynamic_batching=dynamic_batching,
-            queue_delay_us=queue_delay_us,
-        )
-        report = write_triton_repo(artifact, output, config)
+        if is_best_folder(artifact) and not stream:
+            report = write_best_repo(artifact, output, **given, **common)
+        else:
+            config = RepoConfig(**{k: v for k, v in given.items() if v is not None}, **common, stream=stream,
+                                stride=stride, sequence_idle_s=sequence_idle_s, max_sequences=max_sequences)
+            report = write_triton_repo(artifact, output, config)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -107,7 +107,11 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
     """An ONNX file (by content) or an engine with its manifest; a one-line RepositoryError otherwise."""
     path = Path(path)
     if path.is_dir():
-        raise RepositoryError(f"artifact {path} is a directory: pass a model.onnx or a model.engine")
+        if (path / vocab.PAIR_MANIFEST).is_file():
+            raise RepositoryError(f"artifact {path} is a directory holding a stream pair: pass --stream to serve it")
+        raise RepositoryError(
+            f"artifact {path} is a directory: pass a model.onnx, a model.engine, or an `optimize` OUT/best folder"
+        )
     if not path.is_file():
         raise RepositoryError(f"artifact {path} does not exist: pass a model.onnx or a model.engine")
     with open(path, "rb") as f:

@@ -39,7 +39,12 @@ class RepoConfig:
     stride: int | None = None  # stream: an answer every `stride` frames by default (None: T // 2)
     sequence_idle_s: float = 60.0  # stream: a sequence idle this long is dropped (Triton's and the model's state)
     max_sequences: int = 16  # stream: sequences held at once; more wait in Triton's backlog
-    threads: int = 0  # ORT intra-op threads per instance (0: the host's cores / instances)
+    threads: int = 0  # ORT/OpenVINO threads per instance (0: the host's cores / instances)
+    runner: str | None = None  # python backend on an ONNX: "ort" (None) or "ov" (OpenVINO, an optimize choice)
+    ov_hint: str | None = None  # OpenVINO performance hint (latency/throughput) for runner "ov"
+    ov_streams: int | None = None  # OpenVINO NUM_STREAMS for runner "ov" (None: the hint decides)
+    precision: str | None = None  # recorded in the config's parameters: the optimize choice's precision
+    variant: str | None = None  # and its INT8 variant
 
     def __post_init__(self) -> None:
         self.backend = _enum(ServingBackend, self.backend, "backend")
@@ -62,6 +67,8 @@ class RepoConfig:
             raise RepositoryError(f"max sequences {self.max_sequences} must be 1 to {INT32_MAX}")
         if not 0 <= self.threads <= 4096:
             raise RepositoryError(f"threads {self.threads} must be 0 (the host's cores / instances) to 4096")
+        if self.runner not in (None, "ort", "ov"):
+            raise RepositoryError(f"runner {self.runner!r} cannot run inside the python backend: use ort or ov")
         if self.labels is not None:
             read_labels(self.labels)  # unreadable labels are refused before any work
 

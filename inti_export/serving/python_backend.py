@@ -67,11 +67,17 @@ class EmbeddingModel:
                 raise IntiExportError(f"engine {artifact.name} runs only on a GPU: give it instance_group kind KIND_GPU")
             self.runner = TrtRunner(artifact, device=int(device.partition(":")[2]))
         else:
-            from inti_export.runtime.ort_runner import OrtRunner
-
             instances = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
             threads = int(params.get("threads", "0")) or max(1, (os.cpu_count() or 1) // instances)
-            self.runner = OrtRunner(artifact, device=device, threads=threads)
+            if params["runner"] == "ov":  # an optimize choice on OpenVINO (serving/choice.py)
+                from inti_export.runtime.ov_runner import OvRunner
+
+                self.runner = OvRunner(artifact, threads=threads, hint=params.get("ov_hint") or "latency",
+                                       streams=int(params.get("ov_streams", "0")) or None)
+            else:
+                from inti_export.runtime.ort_runner import OrtRunner
+
+                self.runner = OrtRunner(artifact, device=device, threads=threads)
         self.runner.activate()
         self.outputs = [o["name"] for o in config["output"]]
         self.input = config["input"][0]["name"] if config.get("input") else vocab.INPUT_NAME

@@ -239,16 +239,20 @@ def _write_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name,
         cfg.platform, cfg.backend = "tensorrt_plan", "tensorrt"
     else:
         cfg.backend = "python"
+        runner = "trt" if artifact.kind == ENGINE else (config.runner or "ort")
         _parameters(
             cfg,
             {
                 "artifact": model_file,
-                "runner": "trt" if artifact.kind == ENGINE else "ort",
+                "runner": runner,
                 "device": "cuda" if config.kind == InstanceKind.gpu else "cpu",
                 "threads": str(config.threads),  # 0: the serving host's cores / instances, decided at load
+                **({"ov_hint": config.ov_hint or "", "ov_streams": str(config.ov_streams or 0)} if runner == "ov" else {}),
             },
         )
         _write_shim(version, "EmbeddingModel")
+    if config.backend == ServingBackend.onnxruntime and config.threads:
+        _parameters(cfg, {"intra_op_thread_count": str(config.threads)})  # Triton's onnxruntime backend
     if config.backend != ServingBackend.python:  # the python backend takes this as its script's name
         cfg.default_model_filename = model_file
     _common(pb, cfg, name, max_batch, config, opt=artifact.batch[1] if artifact.batch else None)
@@ -257,7 +261,8 @@ def _write_model(pb, folder: Path, artifact: Artifact, config: RepoConfig, name,
     _outputs(cfg, artifact, labels, folder)
     _parameters(
         cfg,
-        {"preprocess": artifact.preprocess_json(), "preset": str(artifact.metadata.get(vocab.META_PRESET, ""))},
+        {"preprocess": artifact.preprocess_json(), "preset": str(artifact.metadata.get(vocab.META_PRESET, "")),
+         **{k: v for k, v in (("precision", config.precision), ("variant", config.variant)) if v}},
     )
     shutil.copyfile(artifact.path, version / model_file)
     if artifact.manifest is not None:

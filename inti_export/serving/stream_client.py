@@ -12,6 +12,7 @@ server's.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Iterator
 
@@ -35,6 +36,8 @@ class RemoteStreamSession:
     def __init__(self, url: str, model: str = "inti_stream", stride: int | None = None, timeout_s: float = 10.0) -> None:
         if "://" in url and not url.startswith("http://"):
             raise ClientError(f"server URL {url!r}: the stream client speaks HTTP; give http://HOST:PORT")
+        self.url, self.timeout_s = url, timeout_s
+        self._thread = threading.get_ident()
         self.client = TritonClient(url, timeout=timeout_s)
         self.model = model
         cfg = self.client.config(model)
@@ -71,6 +74,8 @@ class RemoteStreamSession:
             raise IntiExportError(f"frame index {frame.index} does not follow {self._last_index}; frames must arrive in order")
 
     def _send(self, data: np.ndarray, index: int, start: bool, end: bool) -> dict[str, np.ndarray]:
+        if threading.get_ident() != self._thread:  # tritonclient.http's gevent client works only in its own thread
+            self.client, self._thread = TritonClient(self.url, timeout=self.timeout_s), threading.get_ident()
         tc = self.client.tc
         feeds = []
         for name, array, dtype in ((FRAME, data[None], "FP32"), (INDEX, np.array([[index]], np.int64), "INT64"),

@@ -142,6 +142,8 @@ def stub_modules(repo: Path, models: list[str]) -> list[str]:
         params = {k: v.string_value for k, v in cfg.parameters.items()}
         if params.get("runner") == "trt":
             modules.append(_trt_module(repo / name, params.get("artifact", "model.plan")))
+        elif params.get("runner") == "ov":
+            modules += ["onnx", "openvino"]
         elif "artifact" in params:
             modules += ["onnx", "onnxruntime"]
             if cfg.HasField("sequence_batching"):  # the stateful stream model (serving/stream_repo.py)
