@@ -27,6 +27,7 @@ from inti_export.vocab import (
     META_FRAMES,
     META_IMAGE_SIZE,
     META_INSERT_BEFORE,
+    META_OUTPUTS,
     decode_metadata,
     package_versions,
     read_metadata,
@@ -203,15 +204,18 @@ def run_parity(
             raise ParityError(f"{labels.size} labels for {len(clips)} clips; they must pair up")
         if not max_top1_drop >= 0:
             raise ParityError(f"max_top1_drop={max_top1_drop} must be >= 0 (points of top-1)")
+    pair = onnx_path is not None and Path(onnx_path).is_dir()  # a stream pair folder (docs/stream.md)
     if onnx_path is not None:
-        _check_onnx_matches(model, onnx_path)
+        (_check_pair_matches if pair else _check_onnx_matches)(model, onnx_path)
     if engine_path is not None:
         _check_engine_matches(model, engine_path, onnx_path)
     feed = {INPUT_NAME: np.ascontiguousarray(clips, dtype=np.float32)}
     reference = TorchRunner(model)
     runners: list[Runner] = [reference]
     skipped: dict[str, str] = {}
-    if onnx_path is not None:
+    if pair:
+        runners.append(_pair_runner(onnx_path))
+    elif onnx_path is not None:
         for dev in ort_devices:
             runners.append(OrtRunner(onnx_path, device=dev))
     if engine_path is not None:
@@ -257,7 +261,7 @@ def run_parity(
                 failures.setdefault(a.runner, []).append(line)
     divergence = None
     failed_ort = [c for c in comparisons if not c.passed and c.runner.startswith("ort")]
-    if failed_ort and localize and onnx_path is not None:
+    if failed_ort and localize and onnx_path is not None and not pair:
         divergence = localize_divergence(model, onnx_path, feed[INPUT_NAME], tol, failed_ort[0].runner)
     report = ParityReport(
         preset=model.cfg.name,
@@ -298,6 +302,26 @@ def _check_onnx_matches(model, onnx_path) -> None:
             f" {INPUT_NAME!r} and output {model.output_name!r}: export it with `inti-export onnx`"
         )
     _check_config(model, decode_metadata({p.key: p.value for p in proto.metadata_props}), f"--onnx {onnx_path}")
+
+
+def _pair_runner(directory) -> Runner:
+    """ONNX Runtime CPU: stem.onnx on every frame, head.onnx on each clip's T stems, as one runner."""
+    from inti_export.runtime.pair_runner import PairRunner
+    from inti_export.runtime.stream import OrtStemHead
+
+    return PairRunner(lambda: OrtStemHead(directory), "ort-stem+head")
+
+
+def _check_pair_matches(model, directory) -> None:
+    """One line if the folder is not a checked stem/head pair, or was exported for another output or config."""
+    from inti_export.runtime.stream import load_stream_artifact
+
+    artifact = load_stream_artifact(directory)
+    outputs = [o["name"] for o in artifact.meta.get(META_OUTPUTS, [])]
+    if outputs and model.output_name not in outputs:
+        raise ParityError(f"--onnx {directory}: head.onnx outputs {outputs}; {model.cfg.name} has {model.output_name!r}:"
+                          " pass the matching --preset")
+    _check_config(model, artifact.meta, f"--onnx {directory}")
 
 
 def _check_engine_matches(model, engine_path, onnx_path) -> None:

@@ -50,7 +50,8 @@ def print_parity(report, out) -> None:
 
 
 def parity(
-    onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX file to check.")] = None,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX file to check, or a stream pair folder "
+                                              "(`onnx --stream`): stem + head against the whole model.")] = None,
     engine: Annotated[Path | None, typer.Option("--engine", help="TensorRT engine to check (needs a GPU).")] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset (default: read from the ONNX).")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="InTI checkpoint the ONNX was exported from.")] = None,
@@ -122,7 +123,9 @@ def parity(
             labelled_videos(config_for(preset, meta), videos, labels)  # one line before any model is built
         model = model_for(preset, onnx, checkpoint, clip_checkpoint, meta=meta)
         if onnx is not None:
-            check_weights(onnx, lambda: model, checkpoint)
+            from inti_export.vocab import HEAD_FILE
+
+            check_weights(onnx / HEAD_FILE if onnx.is_dir() else onnx, lambda: model, checkpoint, what="--onnx")
         y = None
         if labels is not None:
             video, y, names = labelled_clips(model.cfg, videos, labels)

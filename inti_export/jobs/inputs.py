@@ -46,7 +46,12 @@ def onnx_metadata(onnx_path: str | Path, *, allow_foreign: bool = False, what: s
 
 
 def artifact_metadata(onnx_path: Path | None, engine_path: Path | None, *, allow_foreign: bool = False) -> dict[str, Any]:
-    """The `inti.*` metadata of the ONNX, else of the ONNX the engine was built from (its manifest, checked)."""
+    """The `inti.*` metadata of the ONNX (a stream pair folder: its head's, the pair checked), else of the ONNX
+    the engine was built from (its manifest, checked)."""
+    if onnx_path is not None and Path(onnx_path).is_dir():
+        from inti_export.runtime.stream import load_stream_artifact
+
+        return load_stream_artifact(onnx_path).meta
     if onnx_path is not None:
         return onnx_metadata(onnx_path, allow_foreign=allow_foreign, what="--onnx")
     from inti_export.runtime.trt import verify_engine_artifact
