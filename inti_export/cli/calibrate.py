@@ -12,7 +12,8 @@ from inti_export.vocab import CalibrationBackend, CalibrationMethod, Int8Type, P
 
 
 def calibrate_command(
-    model: Annotated[Path, typer.Argument(help="FP32 ONNX written by `inti-export onnx`.", dir_okay=False)],
+    model: Annotated[Path, typer.Argument(help="FP32 ONNX written by `inti-export onnx`, or a stream pair folder "
+                                          "(`onnx --stream`): both parts, into the folder --output.")],
     precision: Annotated[Precision, typer.Option("--precision", "-p", help="Target precision (not fp32).")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Converted ONNX (default: MODEL.<precision>.onnx).")
@@ -61,6 +62,10 @@ def calibrate_command(
 ) -> None:
     """Cast to FP16/BF16 with FP32 islands, or quantize to INT8/FP8 with Q/DQ from real clips."""
     out = console()
+    if model.is_dir():
+        pair_only = (keep_fp32, backend != CalibrationBackend.auto, reduce_range, activation_type != Int8Type.s8,
+                     weight_type != Int8Type.s8, per_tensor, allow_foreign, report, labels)
+        return _calibrate_pair(model, precision, output, videos, data, clips, method, any(pair_only), out)
     with cli_errors():
         from inti_export.calibration.calibrate import calibrate
 
@@ -118,6 +123,23 @@ def _print_report(out, result) -> None:
     for warning in result.report.get("warnings", []):
         out.print(f"  warning: {warning}", markup=False)
     out.print(f"  report: {result.report_path}")
+
+
+def _calibrate_pair(model, precision, output, videos, data, clips, method, other_options, out) -> None:
+    with cli_errors():
+        from inti_export.calibration.stream_pair import convert_pair
+        from inti_export.errors import CalibrationError
+
+        if other_options:
+            raise CalibrationError(f"{model} is a stream pair folder: calibrate takes -p, -o, --videos or --data, --clips"
+                                   " and --method for a pair; drop the other options")
+        if output is None or (videos is not None and data is not None):
+            raise CalibrationError("a stream pair needs --output NEW_FOLDER and at most one of --videos/--data")
+        with out.status(f"converting the pair {model} to {precision.value} ..."):
+            result = convert_pair(model, precision, output, calib_data=videos or data, clips=clips, method=method)
+    extra = f", calibrated on {result.calibration['clips']} clips" if result.calibration else ""
+    out.print(f"wrote the {result.precision} pair {result.directory} (stem sha256 {result.stem_sha256[:12]}..., head"
+              f" names it){extra}")
 
 
 def register(app: typer.Typer) -> None:
