@@ -53,7 +53,8 @@ def write_best(out: Path, report: OptimizeReport) -> Path:
 def write_triton_repo_of_choice(out: Path, report: OptimizeReport, repo: Path) -> str | None:
     """The choice as a Triton model repository (serving's `write_triton_repo`), batch sizes from the search;
     the note in `report.notes` says what was written, or why nothing was."""
-    from inti_export.serving import RepoConfig, write_triton_repo
+    from inti_export.serving import write_triton_repo
+    from inti_export.serving.choice import Choice, repo_config_for_choice
 
     c = report.chosen()
     if not c.artifact:
@@ -62,10 +63,12 @@ def write_triton_repo_of_choice(out: Path, report: OptimizeReport, repo: Path) -
         return None
     passing = sorted(r.batch for r in usable_rows(c, report.options.get("max_latency_ms")))
     top = max(passing)
-    preferred = tuple(sorted({b for b in (report.choice.batch, top) if b > 1})) or (1,)
-    config = RepoConfig(backend="tensorrt" if c.runner == "trt" else "onnxruntime", max_batch=top,
-                        kind="gpu" if c.runner in ("trt", "ort-cuda") else "cpu", preferred_batch_sizes=preferred)
-    rep = write_triton_repo(artifact_path(out, c.artifact), repo, config)
+    choice = Choice(artifact_path(out, c.artifact), c.runner, c.precision, report.choice.batch or top,
+                    getattr(c, "variant", None), dict(getattr(c, "settings", None) or {}))
+    backend = {"trt": "tensorrt", "ov": "python"}.get(c.runner, "onnxruntime")  # OpenVINO runs in the python backend
+    config, _ = repo_config_for_choice(choice, max_batch=top, backend=backend)  # the one mapping (serving/choice.py)
+    preferred = config.preferred_batch_sizes
+    rep = write_triton_repo(choice.artifact, repo, config)
     report.notes.append(f"Triton repository {rep.repository}: max_batch_size {top} (largest batch within the budget),"
                         f" preferred batch sizes {list(preferred)} (the choice's batch and the largest)")
     return rep.repository
