@@ -43,9 +43,9 @@ def embed(
     batch: Annotated[int | None, typer.Option(
         help="Clips per inference batch (default: OUT/best's choice, else 1 on a CPU with <= 4 cores, 8 otherwise)."
     )] = None,
-    split: Annotated[bool, typer.Option(
-        "--split/--no-split", help="Compute each frame's stem once for overlapping clips (PyTorch, stream pairs)."
-    )] = True,
+    no_split: Annotated[bool, typer.Option(
+        "--no-split", help="Run the whole model per clip, not each frame's stem once (PyTorch, stream pairs)."
+    )] = False,
     decode_workers: Annotated[int | None, typer.Option(help="Decoding processes (default: cores - 1).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for inference (default: all).")] = None,
     part_rows: Annotated[int, typer.Option(help="Rows per Parquet part (whole videos).")] = 4096,
@@ -67,7 +67,7 @@ def embed(
         chosen = resolve_settings(artifact, preset, checkpoint, runner, threads, batch)  # flags win over OUT/best
         workers = default_decode_workers() if decode_workers is None else decode_workers  # 0 is refused, not "default"
         job = make_job(sources, chosen.model, output, sampling, batch=chosen.batch, part_rows=part_rows,
-                       decode_workers=workers, split=split, settings_from=chosen.sources,
+                       decode_workers=workers, split=not no_split, settings_from=chosen.sources,
                        best=chosen.best.to_dict() if chosen.best else None)
         if report is not None:
             job.check_report(report, tuple(sources))  # not an input, not inside OUT (docs/corpus.md)

@@ -76,8 +76,8 @@ def read_best(folder: Path) -> BestChoice:
     path = folder / CANDIDATE_FILE
     if not path.is_file():
         raise IntiExportError(
-            f"--artifact {shown(folder)} has no {CANDIDATE_FILE}: pass the best/ folder `inti-export optimize -o OUT`"
-            " wrote (OUT/best), or a model.onnx"
+            f"--artifact {shown(folder)} is a directory with no {CANDIDATE_FILE} (an `optimize` OUT/best) and no"
+            " stem.onnx/head.onnx (`onnx --stream`): pass one of those, or a model.onnx or model.engine"
         )
     try:
         data = json.loads(path.read_text())
