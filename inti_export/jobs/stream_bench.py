@@ -32,7 +32,7 @@ import numpy as np
 from inti_export.errors import IntiExportError
 from inti_export.fileio import atomic_output
 from inti_export.runtime.timing import machine_info
-from inti_export.vocab import INPUT_NAME, META_CONFIG, META_FRAMES, META_IMAGE_SIZE, META_PRECISION, package_versions
+from inti_export.vocab import INPUT_NAME, META_CONFIG, META_FRAMES, META_IMAGE_SIZE, META_PART, META_PRECISION, package_versions
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +236,9 @@ def _check_full_onnx(path: Path, cfg) -> None:
     from inti_export.jobs.inputs import onnx_metadata
 
     meta = onnx_metadata(path, what="--full-onnx")
+    if meta.get(META_PART):
+        raise IntiExportError(f"--full-onnx {path} is the {meta[META_PART]} of a stream pair: pass the whole model's"
+                              " ONNX (`inti-export onnx`)")
     got = (meta.get(META_FRAMES), meta.get(META_IMAGE_SIZE))
     if got != (cfg.frames, cfg.image_size):
         raise IntiExportError(f"--full-onnx {path} takes {got[0]} frames of {got[1]} px; the pair takes"
