@@ -94,8 +94,8 @@ def test_stream_repo_layout(stream_repo, pair):
         assert (stream_repo / "inti_stream" / "1" / f).read_bytes() == (pair / f).read_bytes()
     stem = read_config(stream_repo / "inti_stream_stem" / "config.pbtxt")
     head = read_config(stream_repo / "inti_stream_head" / "config.pbtxt")
-    assert [i.name for i in stem.input] == ["frames"] and list(stem.output[0].dims)[0] == list(head.input[0].dims)[1]
-    assert list(head.input[0].dims)[0] == 8 and head.output[0].name == "embedding"
+    assert [i.name for i in stem.input] == ["frames"] and list(stem.output[0].dims) == list(head.input[0].dims)[1:]
+    assert head.input[0].dims[0] == 8 and head.output[0].name == "embedding"
 
 
 def test_stream_repo_refusals(pair, tmp_path):
@@ -185,6 +185,8 @@ def test_two_clients_at_once_get_their_own_rings(stream_repo, pair, frames):
     import tritonclient.http as http
     from tritonclient.utils import InferenceServerException
 
+    from inti_export.errors import IntiExportError
+    from inti_export.serving.client import ClientError
     from inti_export.serving.stream_client import RemoteStreamSession
 
     a, b = frames
@@ -192,6 +194,10 @@ def test_two_clients_at_once_get_their_own_rings(stream_repo, pair, frames):
         url = server.endpoints.http
         sessions = [RemoteStreamSession(url, stride=None), RemoteStreamSession(url, stride=2)]
         assert (sessions[0].frames, sessions[0].image_size, sessions[0].stride) == (8, 32, 3)
+        with pytest.raises(IntiExportError, match="stride 9 is outside 1..8"):
+            RemoteStreamSession(url, stride=9)
+        with pytest.raises(ClientError, match="'inti_stream_stem' .* is not a stream model"):
+            RemoteStreamSession(url, model="inti_stream_stem")
         turn = threading.Barrier(2)
         results: dict[int, list] = {0: [], 1: []}
         errors = []
