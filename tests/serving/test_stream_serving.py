@@ -264,3 +264,20 @@ def test_cli_triton_repo_stream(pair, tmp_path):
     assert [m["name"] for m in report["models"]] == ["inti_stream", "inti_stream_stem", "inti_stream_head"]
     cfg = read_config(tmp_path / "repo" / "inti_stream" / "config.pbtxt")
     assert cfg.parameters["stride"].string_value == "2" and cfg.sequence_batching.oldest.max_candidate_sequences == 4
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--stride", "0"], "stride 0 must be at least 1"),
+    (["--sequence-idle-s", "nan"], "sequence idle limit nan s"),
+    (["--kind", "gpu"], "python backend on CPU"),
+    (["--video"], "drop --video"),
+])
+def test_cli_triton_repo_stream_refusals(pair, tmp_path, extra, message):
+    from helpers import assert_one_line_error
+    from typer.testing import CliRunner
+
+    from inti_export.cli import app
+
+    res = CliRunner().invoke(app, ["triton-repo", str(pair), "--stream", *extra, "-o", str(tmp_path / "repo")])
+    assert_one_line_error(res, message)
+    assert not (tmp_path / "repo").exists()
