@@ -78,3 +78,28 @@ def test_bad_best_folders_are_one_line_errors(tmp_path, one_good_video, tiny_onn
     assert not (tmp_path / "o").exists()
     with pytest.raises(IntiExportError, match=want):
         resolve_settings(folder)
+
+
+def test_an_openvino_choice_runs_with_its_hint_and_streams(tmp_path, one_good_video, tiny_onnx, make_best):
+    """The `ov` runner is built with the chosen hint and streams, and embeds like ONNX Runtime."""
+    pytest.importorskip("openvino", reason="install the openvino extra: pip install 'inti-export[openvino]'")
+    import numpy as np
+
+    from inti_export.corpus import embed_local, make_job, read_rows
+    from inti_export.corpus.sampling import Sampling
+    from inti_export.metrics import cosine_per_sample
+
+    best = make_best(tmp_path / "best", tiny_onnx.onnx_path, runner="ov", batch=1,
+                     settings={"threads": 1, "ov_hint": "throughput", "ov_streams": 1})
+    s = resolve_settings(best)
+    runner = s.model.make_runner()
+    assert (runner.hint.value, runner.streams, runner.threads) == ("throughput", 1, 1)
+    rows = {}
+    for name, model in (("ov", s.model), ("ort", resolve_settings(Path(tiny_onnx.onnx_path), threads=1).model)):
+        report = embed_local(make_job([one_good_video], model, tmp_path / name, Sampling(stride=4), batch=s.batch,
+                                      decode_workers=1))
+        assert report.runner == name and report.clips > 0
+        t = read_rows(tmp_path / name).to_pydict()
+        pairs = sorted(zip(t["clip"], t["embedding"], strict=True), key=lambda r: r[0])
+        rows[name] = np.stack([np.asarray(e, np.float32) for _, e in pairs])
+    assert cosine_per_sample(rows["ov"], rows["ort"]).min() >= 0.9999
