@@ -148,6 +148,7 @@ class StreamRunner(str, enum.Enum):
 
     ort = "ort"
     torch = "torch"
+    trt = "trt"  # stem.engine + head.engine built by `inti-export trt` from the pair
 
 
 class SettingSource(str, enum.Enum):
