@@ -59,6 +59,7 @@ def embed(
     out = console()
     with cli_errors():
         from inti_export.corpus import Sampling, default_decode_workers, embed_local, embed_ray, make_job, resolve_settings
+        from inti_export.corpus.best import best_dict
         from inti_export.fileio import write_json
 
         if clips_per_video is None and stride is None:
@@ -68,7 +69,7 @@ def embed(
         workers = default_decode_workers() if decode_workers is None else decode_workers  # 0 is refused, not "default"
         job = make_job(sources, chosen.model, output, sampling, batch=chosen.batch, part_rows=part_rows,
                        decode_workers=workers, split=not no_split, settings_from=chosen.sources,
-                       best=chosen.best.to_dict() if chosen.best else None)
+                       best=best_dict(chosen.best) if chosen.best else None)
         if report is not None:
             job.check_report(report, tuple(sources))  # not an input, not inside OUT (docs/corpus.md)
         if ray or address:

@@ -49,8 +49,9 @@ def triton_repo(
 
     An `optimize` OUT/best folder is served as chosen: its precision, batch, sessions and threads.
     """
+    from inti_export.runtime.choice import is_best_folder
     from inti_export.serving import RepoConfig, write_triton_repo
-    from inti_export.serving.choice import is_best_folder, write_best_repo
+    from inti_export.serving.choice import write_best_repo
 
     given = {"name": name, "backend": backend, "max_batch": max_batch, "instances": instances, "kind": kind}
     common = {"video": video, "labels": labels, "dynamic_batching": dynamic_batching, "queue_delay_us": queue_delay_us}

@@ -3,27 +3,26 @@
 `--artifact OUT/best` reads `best/candidate.json` (written by `inti-export optimize`, docs/optimize.md,
 "Outputs") and embeds with the chosen artifact, runner, threads, OpenVINO hint/streams and batch; a flag
 given explicitly wins over the choice. Each setting's origin (`vocab.SettingSource`) goes into the report.
-The choice is read as JSON (corpus sits below jobs/ and does not import optimize's report classes).
+The choice is read by runtime/choice.py, as `triton-repo OUT/best` reads it.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from inti_export.corpus.model import ModelSource, is_stream_pair
 from inti_export.corpus.names import shown
-from inti_export.errors import IntiExportError, one_line
+from inti_export.errors import IntiExportError
+from inti_export.runtime.choice import CANDIDATE_FILE, BestChoice, is_best_folder
+from inti_export.runtime.choice import read_best as read_choice
 from inti_export.vocab import RunnerKind, SettingSource
 
-CANDIDATE_FILE = "candidate.json"
 GPU_BATCH = 8  # a GPU fills with larger batches; the old fixed default
 CPU_BATCH = 8  # a CPU with more than SMALL_CPU cores: the old default until measured otherwise
 SMALL_CPU = 4  # cores
-_TORCH = (RunnerKind.torch.value, RunnerKind.torch_compile.value, RunnerKind.torch_kernel.value)
 
 
 def available_cores() -> int:
@@ -48,60 +47,21 @@ def machine_batch(gpu: bool, cores: int | None = None) -> int:
     return 1 if (cores or available_cores()) <= SMALL_CPU else CPU_BATCH
 
 
-def is_best_folder(path: Path) -> bool:
-    return path.is_dir() and (path / CANDIDATE_FILE).is_file()
-
-
-@dataclass(frozen=True)
-class BestChoice:
-    """What `optimize` chose, from OUT/best/candidate.json: the artifact inside best/ and its settings."""
-
-    folder: Path
-    candidate: str
-    runner: str
-    precision: str
-    artifact: Path
-    batch: int | None
-    variant: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)  # threads, sessions, ov_hint, ov_streams
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"folder": shown(self.folder), "candidate": self.candidate, "runner": self.runner,
-                "precision": self.precision, "variant": self.variant, "artifact": shown(self.artifact),
-                "batch": self.batch, "settings": self.settings}
-
-
 def read_best(folder: Path) -> BestChoice:
-    """The choice in `folder` (an `optimize` OUT/best/); one-line errors for a folder that cannot be used."""
-    path = folder / CANDIDATE_FILE
-    if not path.is_file():
+    """The choice in `folder` (an `optimize` OUT/best/, runtime/choice.py); one-line errors when unusable."""
+    if not is_best_folder(folder):
         raise IntiExportError(
             f"--artifact {shown(folder)} is a directory with no {CANDIDATE_FILE} (an `optimize` OUT/best) and no"
             " stem.onnx/head.onnx (`onnx --stream`): pass one of those, or a model.onnx or model.engine"
         )
-    try:
-        data = json.loads(path.read_text())
-        c, choice = data["candidate"], data["choice"]
-        runner, precision = str(c["runner"]), str(c["precision"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise IntiExportError(
-            f"cannot read {shown(path)} ({one_line(e)}): rerun `inti-export optimize` to rewrite best/"
-        ) from e
-    if runner in _TORCH or not c.get("artifact"):
-        raise IntiExportError(
-            f"the choice in {shown(path)} runs in PyTorch ({runner} {precision}) and has no artifact: embed with"
-            " --preset (and --checkpoint), or rerun `inti-export optimize` with --runners ort,ov to choose an ONNX"
-        )
-    artifact = folder / Path(str(c["artifact"])).name
-    if not artifact.is_file():
-        raise IntiExportError(
-            f"{shown(path)} chose {artifact.name}, which is not in {shown(folder)}: rerun `inti-export optimize` to"
-            " rewrite best/"
-        )
-    settings = c.get("settings") or {}
-    batch = choice.get("batch")
-    return BestChoice(folder, str(c.get("id", "")), runner, precision, artifact, int(batch) if batch else None,
-                      c.get("variant"), dict(settings) if isinstance(settings, dict) else {})
+    return read_choice(folder)
+
+
+def best_dict(best: BestChoice) -> dict[str, Any]:
+    """The choice as embed's report records it."""
+    return {"folder": shown(best.folder), "candidate": best.candidate, "runner": best.runner,
+            "precision": best.precision, "variant": best.variant, "artifact": shown(best.artifact),
+            "batch": best.batch, "settings": best.settings}
 
 
 @dataclass

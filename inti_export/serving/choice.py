@@ -16,57 +16,20 @@ dynamic batcher prefers it and the max.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from inti_export.errors import one_line
+from inti_export.runtime.choice import BestChoice, read_best
 from inti_export.serving.artifact import RepositoryError
 from inti_export.serving.options import RepoConfig
 
-CANDIDATE_FILE = "candidate.json"
 GPU_RUNNERS = ("trt", "ort-cuda")
-_TORCH = ("torch", "torch-compile", "torch-kernel")
+Choice = BestChoice  # the one reader: runtime/choice.py
 
 
-@dataclass(frozen=True)
-class Choice:
-    """What `optimize` chose (OUT/best/candidate.json): the artifact inside best/ and how it ran fastest."""
-
-    artifact: Path
-    runner: str
-    precision: str
-    batch: int
-    variant: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)  # threads, sessions, ov_hint, ov_streams
-
-
-def is_best_folder(path: str | os.PathLike) -> bool:
-    return Path(path).is_dir() and (Path(path) / CANDIDATE_FILE).is_file()
-
-
-def read_choice(folder: str | os.PathLike) -> Choice:
+def read_choice(folder: str | os.PathLike) -> BestChoice:
     """The choice in an `optimize` OUT/best/ folder; a one-line RepositoryError when it cannot be served."""
-    folder = Path(folder)
-    path = folder / CANDIDATE_FILE
-    try:
-        data = json.loads(path.read_text())
-        c, batch = data["candidate"], data["choice"].get("batch")
-        runner, precision = str(c["runner"]), str(c["precision"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise RepositoryError(f"cannot read {path} ({one_line(e)}): rerun `inti-export optimize` to rewrite best/") from e
-    if runner in _TORCH or not c.get("artifact"):
-        raise RepositoryError(
-            f"the choice in {path} runs in PyTorch ({runner} {precision}) and has no ONNX or engine to serve:"
-            " rerun `inti-export optimize` with --runners ort,ov,trt"
-        )
-    artifact = folder / Path(str(c["artifact"])).name
-    if not artifact.is_file():
-        raise RepositoryError(f"{path} chose {artifact.name}, which is not in {folder}: rerun `inti-export optimize`")
-    settings = c.get("settings") if isinstance(c.get("settings"), dict) else {}
-    return Choice(artifact, runner, precision, int(batch) if batch else 1, c.get("variant"), dict(settings))
+    return read_best(folder, error=RepositoryError)
 
 
 def repo_config_for_choice(choice: Choice, max_batch: int | None = None, **given: Any) -> tuple[RepoConfig, list[str]]:
@@ -81,8 +44,8 @@ def repo_config_for_choice(choice: Choice, max_batch: int | None = None, **given
             f"the choice runs on OpenVINO ({choice.artifact.name}); Triton's onnxruntime backend would not run it as"
             " measured: drop --backend (the python backend runs OpenVINO)"
         )
-    top = max_batch or given.pop("max_batch", None) or choice.batch
-    preferred = tuple(sorted({b for b in (choice.batch, top) if 1 < b <= top})) or (1,)
+    top = max_batch or given.pop("max_batch", None) or choice.batch or 1
+    preferred = tuple(sorted({b for b in (choice.batch or 1, top) if 1 < b <= top})) or (1,)
     fields: dict[str, Any] = {
         "backend": backend, "max_batch": top, "preferred_batch_sizes": preferred,
         "kind": "gpu" if choice.runner in GPU_RUNNERS else "cpu",
