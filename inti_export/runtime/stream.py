@@ -7,7 +7,8 @@ the ring. A window is always T consecutive sampled frames: a frame whose index d
 last one (dropped frames) empties the ring, which warms up again, and the gap is recorded.
 
 The stem and head come from a `StemHead`: `TorchStemHead` (the model's `forward_stem`/`forward_head`)
-or `OrtStemHead` (the split ONNX pair from `inti-export onnx --stream`, checked by sha256).
+`OrtStemHead` (the split ONNX pair from `inti-export onnx --stream`, checked by sha256) or `TrtStemHead`
+(the pair's two TensorRT engines from `inti-export trt DIR`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class StemHead(Protocol):
     frames: int  # T
     image_size: int
     output_name: str
+    classes: int  # 0: the head outputs an embedding; >0: logits over that many classes
 
     def stem(self, frames: np.ndarray) -> np.ndarray: ...
 
@@ -63,6 +65,7 @@ class TorchStemHead:
         self.name, self.frames, self.image_size = f"torch-{self.device.type}", c.frames, c.image_size
         self.output_name = model.output_name
         self.preset = c.name
+        self.classes = c.num_classes
 
     def _run(self, fn, array: np.ndarray) -> np.ndarray:
         import torch
@@ -134,6 +137,7 @@ class OrtStemHead:
         self.output_name = self.artifact.meta[META_OUTPUTS][0]["name"]
         self.preset = self.artifact.meta.get(META_PRESET, "")
         self.name = "ort-cpu"
+        self.classes = output_classes(self.artifact.meta)
         self._stem = OrtRunner(self.artifact.stem_path, threads=threads, name="ort-stem")
         self._head = OrtRunner(self.artifact.head_path, threads=threads, name="ort-head")
         self._stem.activate()
@@ -144,6 +148,60 @@ class OrtStemHead:
 
     def head(self, stems: np.ndarray) -> np.ndarray:  # (B, T, N, D) -> (B, out)
         return self._head.infer({HEAD_INPUT: stems})[self.output_name]
+
+
+def output_classes(meta: dict[str, Any]) -> int:
+    """How many classes a head's `inti.outputs` metadata says it scores (0: an embedding, no classifier)."""
+    out = (meta.get(META_OUTPUTS) or [{}])[0]
+    return int(out["shape"][-1]) if out.get("name") == "logits" and out.get("shape") else 0
+
+
+class TrtStemHead:
+    """TensorRT: `stem.engine` and `head.engine` in `directory` (built by `inti-export trt DIR` from the pair),
+    run by two `TrtRunner`s on CUDA device `device`. The TensorRT module is checked first, so a machine
+    without one is told what to install before anything else. Pair checks (partner sha256) are the
+    caller's (`jobs.stream_engine.load_engine_pair`)."""
+
+    def __init__(self, directory: str | Path, device: int = 0, runtime: str | None = None) -> None:
+        from inti_export.runtime.trt.loader import load_trt_module
+        from inti_export.runtime.trt.runner import TrtRunner
+        from inti_export.vocab import decode_metadata
+
+        load_trt_module(runtime or "auto")  # RuntimeUnavailableError naming the pip extra
+        d = Path(directory)
+        engines = d / "stem.engine", d / "head.engine"
+        for p in engines:
+            if not p.is_file():
+                raise IntiExportError(f"{d} has no {p.name}; build the pair's engines with `inti-export trt {d}`")
+        self._stem = TrtRunner(engines[0], runtime=runtime, device=device)
+        self._head = TrtRunner(engines[1], runtime=runtime, device=device)
+        self._stem.activate()
+        try:
+            self._head.activate()
+        except BaseException:
+            self._stem.deactivate()
+            raise
+        meta = decode_metadata(self._head.manifest.onnx_metadata)  # head.onnx's inti.* metadata
+        self.meta, self.head_path = meta, engines[1]
+        self.frames, self.image_size = int(meta[META_FRAMES]), int(meta[META_IMAGE_SIZE])
+        self.output_name = meta[META_OUTPUTS][0]["name"]
+        self.preset = meta.get(META_PRESET, "")
+        self.classes = output_classes(meta)
+        self.name = f"trt-cuda:{device}"
+        # the host dtype each engine takes (float32, or float16 for an engine with FP16 inputs)
+        self._dtypes = {r: {t.name: t.dtype for t in r.input_specs()} for r in (self._stem, self._head)}
+
+    def stem(self, frames: np.ndarray) -> np.ndarray:  # (F, 3, H, W) -> (F, N, D)
+        x = np.ascontiguousarray(frames, self._dtypes[self._stem][STEM_INPUT])
+        return self._stem.infer({STEM_INPUT: x})[STEM_OUTPUT].astype(np.float32, copy=False)
+
+    def head(self, stems: np.ndarray) -> np.ndarray:  # (B, T, N, D) -> (B, out)
+        x = np.ascontiguousarray(stems, self._dtypes[self._head][HEAD_INPUT])
+        return self._head.infer({HEAD_INPUT: x})[self.output_name].astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self._head.deactivate()
+        self._stem.deactivate()
 
 
 @dataclass
@@ -204,6 +262,12 @@ class StreamSession:
         self.frames_in = 0
         self.dropped = 0
         self.gaps: list[Gap] = []
+        self.restarts = 0  # ring restarts at a reconnect (`Frame.restart`): no window spans a reconnect
+
+    def _restart(self) -> None:
+        self._ring.clear()
+        self._since_restart = 0
+        self._pending_stem_ms = 0.0
 
     def _check(self, frame: Frame) -> None:
         s = self.model.image_size
@@ -220,9 +284,10 @@ class StreamSession:
             gap = Gap(self._last_index, frame.index)
             self.gaps.append(gap)
             self.dropped += gap.missing
-            self._ring.clear()
-            self._since_restart = 0
-            self._pending_stem_ms = 0.0
+            self._restart()
+        if getattr(frame, "restart", None) is not None:  # the source was re-opened before this frame
+            self.restarts += 1
+            self._restart()
         self._last_index = frame.index
         self.frames_in += 1
         start = self.clock()
