@@ -1,8 +1,10 @@
 """The `stream` job: a source through a `StreamSession` to JSON lines and a summary (docs/stream.md).
 
-`run_stream` opens the source (video/live.py), builds the stem/head pair (runtime/stream.py), writes
-one JSON line per window and one per gap, and returns a `StreamSummary`. Ctrl-C ends it like the source
-ending: the lines so far are kept (the results file is renamed into place whole) and the summary says so.
+`run_stream` opens the source (video/live.py), builds the session (jobs/stream_config.py: a local
+stem/head pair or the served model), writes one JSON line per window and one per gap or reconnect, and
+returns a `StreamSummary`. Ctrl-C ends it like the source ending: the lines so far are kept (the results
+file is renamed into place whole) and the summary says so. A terminal gets a live status line, `--plot`
+the latency over time (jobs/stream_status.py).
 """
 
 from __future__ import annotations
@@ -17,46 +19,9 @@ from typing import Any, TextIO
 import numpy as np
 
 from inti_export.errors import Interrupted, IntiExportError
+from inti_export.jobs.stream_config import StreamConfig, make_session, make_stem_head, read_class_labels
 
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """What `stream` runs: the source, the model (artifact folder or preset) and the pacing options."""
-
-    source: str
-    artifact: Path | None = None
-    preset: str | None = None
-    checkpoint: Path | None = None
-    runner: str | None = None  # None: ort for an artifact, torch for a preset
-    stride: int | None = None  # None: T // 2
-    sample_every: int = 1
-    realtime: bool = False
-    drop: str | None = None  # None: latest for a live source or --realtime, none for a file
-    max_queue: int | None = None  # None: T
-    duration_s: float | None = None
-    timeout_s: float = 10.0
-    threads: int | None = None
-
-    def check(self) -> None:
-        if (self.artifact is None) == (self.preset is None):
-            raise IntiExportError("choose one of --artifact DIR (from `inti-export onnx --stream`) and --preset NAME")
-        if self.checkpoint is not None and self.preset is None:
-            raise IntiExportError("--checkpoint goes with --preset; an artifact already holds its weights")
-        runner = self.runner_kind
-        if runner not in ("ort", "torch"):
-            raise IntiExportError(f"--runner {runner} is not a stream runner; use ort or torch")
-        if self.preset is not None and runner != "torch":
-            raise IntiExportError(f"--runner {runner} needs --artifact: export with `inti-export onnx --stream -o DIR`")
-        if self.artifact is not None and runner != "ort":
-            raise IntiExportError(f"--runner {runner} cannot run the ONNX pair in {self.artifact}; use --runner ort")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise IntiExportError(f"--duration {self.duration_s:g} must be positive")
-        if self.timeout_s <= 0:
-            raise IntiExportError(f"--timeout {self.timeout_s:g} must be positive")
-
-    @property
-    def runner_kind(self) -> str:
-        return self.runner or ("ort" if self.artifact is not None else "torch")
+__all__ = ["StreamConfig", "StreamSummary", "make_stem_head", "run_stream", "summary_text"]
 
 
 @dataclass
@@ -75,6 +40,7 @@ class StreamSummary:
     windows: int = 0
     dropped: int = 0  # sampled frames never processed (queue drops)
     gaps: int = 0
+    reconnects: int = 0
     corrupt_packets: int = 0
     source_fps: float | None = None
     wall_s: float = 0.0
@@ -96,68 +62,110 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "max": round(float(a.max()), 3), "mean": round(float(a.mean()), 3)}
 
 
-def make_stem_head(cfg: StreamConfig):
-    """The stem/head pair of `cfg`: ONNX Runtime on an artifact folder, PyTorch on a preset."""
-    from inti_export.runtime.stream import OrtStemHead, TorchStemHead, load_stream_artifact
-
-    if cfg.artifact is not None:
-        return OrtStemHead(load_stream_artifact(cfg.artifact), threads=cfg.threads)
-    from inti_export.models import create_model
-
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-    return TorchStemHead(create_model(cfg.preset, checkpoint=cfg.checkpoint))
+def _event_line(out: TextIO, row: dict) -> None:
+    out.write(json.dumps(row) + "\n")
 
 
-def run_stream(cfg: StreamConfig, out: TextIO, on_window: Callable[[StreamSummary], None] | None = None) -> StreamSummary:
-    """Stream `cfg.source` through the model; JSON lines to `out`; the summary at the end."""
-    from inti_export.runtime.stream import StreamSession
-    from inti_export.video.live import FrameReader, parse_source
-    from inti_export.video.preprocess import preprocess_for, preprocess_from_metadata
+def run_stream(cfg: StreamConfig, out: TextIO, on_window: Callable[[StreamSummary], None] | None = None,
+               plot: Path | None = None, status: bool = True) -> StreamSummary:
+    """Stream `cfg.source` through the model; JSON lines to `out`; the summary at the end (and `plot`)."""
+    from inti_export.jobs.stream_status import LatencyTrace, LiveStatus, plot_latency
+    from inti_export.video.live import FrameReader
+    from inti_export.video.sources import parse_av_options, parse_source
 
     cfg.check()
-    source = parse_source(cfg.source)
-    model = make_stem_head(cfg)
-    t = model.frames
-    stride = cfg.stride if cfg.stride is not None else max(1, t // 2)
-    session = StreamSession(model, stride)  # a bad stride fails here, before the source opens
+    source = parse_source(cfg.source, cfg.fmt, parse_av_options(cfg.av_options))
+    session, pre = make_session(cfg)
+    labels = read_class_labels(cfg.labels, _classes(session), _what(cfg)) if cfg.top_k else None
+    t, stride = session.frames, session.stride
     drop = cfg.drop or ("latest" if source.live or cfg.realtime else "none")
-    artifact = getattr(model, "artifact", None)  # a split export, else a preset's model
-    pre = preprocess_from_metadata(artifact.meta, artifact.head_path) if artifact else preprocess_for(model.model.cfg)
-    reader = FrameReader(source, pre, sample_every=cfg.sample_every, max_queue=cfg.max_queue or t, drop=drop,
-                         realtime=cfg.realtime, duration_s=cfg.duration_s, timeout_s=cfg.timeout_s)
-    summary = StreamSummary(cfg.source, model.name, getattr(model, "preset", ""), t, stride, drop,
+    try:
+        reader = FrameReader(source, pre, sample_every=cfg.sample_every, max_queue=cfg.max_queue or t, drop=drop,
+                             realtime=cfg.realtime, duration_s=cfg.duration_s, timeout_s=cfg.timeout_s,
+                             reconnect=cfg.reconnect)
+    except BaseException:
+        _close(session)
+        raise
+    model = getattr(session, "model", None)
+    summary = StreamSummary(cfg.source, getattr(model, "name", None) or session.name,
+                            getattr(model, "preset", None) or getattr(session, "preset", ""), t, stride, drop,
                             source_fps=reader.stats.source_fps)
-    latencies, stem_ms, head_ms = [], 0.0, []
+    latencies, stem_ms, head_ms, trace = [], 0.0, [], LatencyTrace()
+    live = LiveStatus.for_terminal() if status else None
     start = time.perf_counter()
     seen_gaps = 0
     try:
         for frame in reader.frames():
+            if frame.restart is not None:
+                _event_line(out, {**frame.restart, "dropped": session.dropped})
+                trace.mark(time.perf_counter() - start, "reconnect")
             result = session.push(frame)
             for gap in session.gaps[seen_gaps:]:
-                out.write(json.dumps({"event": "gap", "after_frame": gap.after_frame, "next_frame": gap.next_frame,
-                                      "missing": gap.missing, "dropped": session.dropped}) + "\n")
+                _event_line(out, {"event": "gap", "after_frame": gap.after_frame, "next_frame": gap.next_frame,
+                                  "missing": gap.missing, "dropped": session.dropped})
+                trace.mark(time.perf_counter() - start, "gap")
             seen_gaps = len(session.gaps)
             if result is None:
+                if live is not None:
+                    live.update(session.windows, session.frames_in, reader.stats.dropped, seen_gaps)
                 continue
+            if labels is not None and labels and len(labels) != len(result.output):
+                raise IntiExportError(f"{cfg.labels} has {len(labels)} labels but the model scores {len(result.output)}"
+                                      " classes; give one name a class, in order")
             latencies.append(result.latency_ms)
             stem_ms += result.stem_ms
             head_ms.append(result.head_ms)
-            out.write(json.dumps(result.to_json()) + "\n")
+            trace.add(time.perf_counter() - start, result.latency_ms)
+            out.write(json.dumps(result.to_json(cfg.top_k, labels or None)) + "\n")
             summary.windows = session.windows
+            if live is not None:
+                live.update(session.windows, session.frames_in, reader.stats.dropped, seen_gaps, result.latency_ms)
             if on_window is not None:
                 on_window(summary)
     except KeyboardInterrupt as e:
         summary.interrupted = e.signum if isinstance(e, Interrupted) else 2
     finally:
+        if live is not None:
+            live.close()
         reader.close()
-    stats = reader.stats
-    summary.wall_s = round(time.perf_counter() - start, 3)
+        _close(session)
+    _finish(summary, reader.stats, session, time.perf_counter() - start, latencies, stem_ms, head_ms)
+    if plot is not None:
+        plot_latency(trace, plot, f"inti-export stream {cfg.source}: {summary.windows} windows, stride {stride},"
+                                  f" {summary.dropped} dropped, {summary.runner}")
+    return summary
+
+
+def _classes(session) -> int:
+    model = getattr(session, "model", None)
+    classes = getattr(model, "classes", None) if model is not None else None
+    if classes is None:
+        classes = getattr(session, "classes", None)
+    if classes is None:  # a served model that does not say: a logits output has classes, checked at the first window
+        return -1 if getattr(session, "output_name", "") == "logits" else 0
+    return classes
+
+
+def _what(cfg: StreamConfig) -> str:
+    return f"preset {cfg.preset}" if cfg.preset else str(cfg.artifact or cfg.url)
+
+
+def _close(session) -> None:
+    """Ends a served sequence, frees TensorRT engines; nothing for a local CPU session."""
+    for obj in (session, getattr(session, "model", None)):
+        close = getattr(obj, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - the run's own result or error matters more
+                pass
+
+
+def _finish(summary: StreamSummary, stats, session, wall_s: float, latencies, stem_ms: float, head_ms) -> None:
+    summary.wall_s = round(wall_s, 3)
     summary.frames_decoded, summary.frames_sampled = stats.decoded, stats.sampled
     summary.frames_processed, summary.windows, summary.gaps = session.frames_in, session.windows, len(session.gaps)
-    summary.dropped, summary.corrupt_packets = stats.dropped, stats.corrupt
+    summary.dropped, summary.corrupt_packets, summary.reconnects = stats.dropped, stats.corrupt, stats.reconnects
     summary.windows_per_s = round(session.windows / max(summary.wall_s, 1e-9), 3)
     summary.frames_per_s = round(session.frames_in / max(summary.wall_s, 1e-9), 3)
     summary.latency_ms = _percentiles(latencies)
@@ -169,7 +177,6 @@ def run_stream(cfg: StreamConfig, out: TextIO, on_window: Callable[[StreamSummar
         summary.end = f"{stats.end} after {stats.decoded} frames"
     else:
         summary.end = f"source ended after {stats.decoded} frames ({stats.end})"
-    return summary
 
 
 def summary_text(s: StreamSummary) -> str:
@@ -178,5 +185,6 @@ def summary_text(s: StreamSummary) -> str:
     lat_text = f"latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms" if lat else "no window completed"
     return (f"{s.end}: {s.windows} windows of {s.frames_per_window} (stride {s.stride}) from {s.frames_processed} frames,"
             f" {s.windows_per_s:.2f} windows/s, {lat_text}\n"
-            f"  dropped {s.dropped} frames (--drop {s.drop}), {s.gaps} gaps, {s.corrupt_packets} corrupt packets,"
+            f"  dropped {s.dropped} frames (--drop {s.drop}), {s.gaps} gaps, {s.reconnects} reconnects,"
+            f" {s.corrupt_packets} corrupt packets,"
             f" runner {s.runner}, {s.wall_s:.1f} s")

@@ -1,12 +1,13 @@
-"""Live and file sources for `stream`: PyAV decoding in its own thread into a bounded queue (docs/stream.md).
+"""Decoding a `stream` source in its own thread into a bounded queue (docs/stream.md, "Sources and drops").
 
-SOURCE is a video file, an `http(s)://`, `rtsp://`, `udp://`, `tcp://` (or other FFmpeg protocol) URL, or
-a lavfi graph (`lavfi:testsrc2=size=64x64:rate=25`, or the bare graph when no such file exists). The
-decoder thread keeps every `sample_every`-th frame, numbers it among sampled frames and queues its RGB
-image; the consumer preprocesses it (open_clip's eval transform, `video.preprocess.Preprocess`). When the
-queue is full, `drop="latest"` discards the oldest queued frame (the decoder never blocks: a live source),
+The source (`video.sources`: a file, a URL, a lavfi graph, a V4L2 device or `-`) is decoded in a thread
+that keeps every `sample_every`-th frame, numbers it among sampled frames and queues its RGB image; the
+consumer preprocesses it (open_clip's eval transform, `video.preprocess.Preprocess`). When the queue is
+full, `drop="latest"` discards the oldest queued frame (the decoder never blocks: a live source),
 `drop="none"` waits (back-pressure: a file is read whole). A dropped frame leaves a gap in the indices,
-which `runtime.stream.StreamSession` never spans.
+which `runtime.stream.StreamSession` never spans. A live source that ends or goes silent is re-opened up
+to `reconnect` times with back-off (0.5 s, 1 s, 2 s, ... at most 8 s); the first frame after a reconnect
+carries the event (`Frame.restart`), and the session restarts its ring there.
 """
 
 from __future__ import annotations
@@ -17,53 +18,24 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from inti_export.errors import IntiExportError, VideoError, one_line
-from inti_export.video.decode import open_video
 from inti_export.video.preprocess import Preprocess
+from inti_export.video.sources import DEFAULT_TIMEOUT_S, LAVFI_PREFIX, Source, open_source, parse_source
 from inti_export.vocab import DropPolicy, values
 
 logger = logging.getLogger(__name__)
 
 DROP_POLICIES = values(DropPolicy)
-LAVFI_PREFIX = "lavfi:"
-DEFAULT_TIMEOUT_S = 10.0
+BACKOFF_S = (0.5, 8.0)  # first wait before re-opening, and the most
+__all__ = ["DEFAULT_TIMEOUT_S", "LAVFI_PREFIX", "Frame", "FrameReader", "ReaderStats", "Source", "parse_source"]
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where frames come from: `kind` file, url or lavfi; `live` when the source sets the pace."""
-
-    text: str
-    kind: str
-    url: str  # what av.open gets
-
-    @property
-    def live(self) -> bool:
-        return self.kind != "file"
-
-
-def parse_source(text: str) -> Source:
-    """SOURCE as given on the command line -> Source, or a one-line VideoError."""
-    if text.startswith(LAVFI_PREFIX):
-        return Source(text, "lavfi", text[len(LAVFI_PREFIX):])
-    if "://" in text:
-        return Source(text, "url", text)
-    path = Path(text).expanduser()
-    if path.is_file():
-        return Source(text, "file", str(path))
-    if "=" in text and "/" not in text:  # a filter graph such as testsrc2=size=64x64:rate=25
-        return Source(text, "lavfi", text)
-    raise VideoError(f"source {text!r} is not a file, a URL (scheme://...) or a lavfi graph (lavfi:GRAPH); check the path")
-
-
-def open_container(source: Source, timeout_s: float = DEFAULT_TIMEOUT_S):
-    """The opened PyAV container (first video stream checked); one-line VideoError within about `timeout_s`."""
-    return open_video(source.url, fmt="lavfi" if source.kind == "lavfi" else None,
-                      timeout_s=timeout_s if source.kind == "url" else None, label=source.text)
+def backoff_s(attempt: int) -> float:
+    """Seconds to wait before re-opening attempt `attempt` (1-based): 0.5, 1, 2, 4, 8, 8, ..."""
+    return min(BACKOFF_S[0] * 2 ** (attempt - 1), BACKOFF_S[1])
 
 
 @dataclass
@@ -74,6 +46,7 @@ class Frame:
     data: np.ndarray
     pts: float | None = None
     arrival: float = field(default_factory=time.perf_counter)
+    restart: dict | None = None  # the reconnect event just before this frame: the ring restarts here
 
 
 @dataclass
@@ -82,6 +55,7 @@ class ReaderStats:
     sampled: int = 0  # frames kept by sample_every (queued or dropped)
     dropped: int = 0  # sampled frames discarded because the queue was full (drop="latest")
     corrupt: int = 0  # packets that failed to decode, skipped
+    reconnects: int = 0  # times the source was re-opened after a loss
     end: str = ""  # why reading stopped
     source_fps: float | None = None
 
@@ -94,21 +68,25 @@ class FrameReader:
 
     def __init__(self, source: Source, pre: Preprocess, *, sample_every: int = 1, max_queue: int = 8,
                  drop: str = "none", realtime: bool = False, duration_s: float | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, reconnect: int = 0) -> None:
         if drop not in DROP_POLICIES:
             raise IntiExportError(f"drop policy {drop!r} is unknown; use one of {', '.join(DROP_POLICIES)}")
         if sample_every < 1:
             raise IntiExportError(f"sample_every {sample_every} must be at least 1")
         if max_queue < 1:
             raise IntiExportError(f"max_queue {max_queue} must be at least 1")
+        if reconnect < 0:
+            raise IntiExportError(f"--reconnect {reconnect} must be 0 or more")
         self.source, self.pre, self.sample_every, self.drop = source, pre, sample_every, drop
         self.realtime, self.duration_s, self.timeout_s = realtime, duration_s, timeout_s
+        self.reconnect = reconnect if source.live else 0  # a file's end is its end
         self.stats = ReaderStats()
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
         self._closed = False  # close() gave up waiting: the thread may leave without its end marker
         self._error: BaseException | None = None
-        self._container = open_container(source, timeout_s)  # fails here, before any output
+        self._events: list[dict] = []  # reconnect events not yet handed to a frame
+        self._container = open_source(source, timeout_s)  # fails here, before any output
         stream = self._container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         self.stats.source_fps = float(rate) if rate else None
@@ -139,6 +117,7 @@ class FrameReader:
                     continue
 
     def _packets(self, container, stream):
+        """Packets until the source ends; sets `stats.end` when it went silent or failed."""
         import av
 
         try:
@@ -147,46 +126,85 @@ class FrameReader:
             self.stats.end = f"no data for {self.timeout_s:g} s"
         except av.EOFError:
             pass
-
-    def _run(self) -> None:
-        import av
-
-        container, start, first_pts = self._container, None, None
-        stream = container.streams.video[0]
-        try:
-            for packet in self._packets(container, stream):
-                if self._stop.is_set():
-                    break
-                try:
-                    frames = packet.decode()
-                except (av.InvalidDataError, av.error.UndefinedError) as e:  # a corrupt packet: skip it, count it
-                    self.stats.corrupt += 1
-                    logger.debug("corrupt packet skipped: %s", e)
-                    continue
-                for frame in frames:
-                    self.stats.decoded += 1
-                    pts = float(frame.time) if frame.time is not None else None
-                    if pts is not None and first_pts is None:
-                        first_pts, start = pts, time.perf_counter()
-                    if self.duration_s is not None and pts is not None and pts - first_pts >= self.duration_s:
-                        self.stats.end = f"--duration {self.duration_s:g} s reached"
-                        self._stop.set()
-                        break
-                    if (self.stats.decoded - 1) % self.sample_every:
-                        continue
-                    if self.realtime and pts is not None:  # a file at its own pace, as if live
-                        time.sleep(max(0.0, start + (pts - first_pts) - time.perf_counter()))
-                    index = self.stats.sampled
-                    self.stats.sampled += 1
-                    self._put((index, pts, time.perf_counter(), frame.to_image()))
         except av.FFmpegError as e:
             self.stats.end = f"source error: {one_line(e)}"
+
+    def _reopen(self) -> dict | None:
+        """After a loss: re-open the source up to `reconnect` times with back-off -> the event, or None."""
+        lost = self.stats.end or "end of stream"
+        for attempt in range(1, self.reconnect + 1):
+            wait = backoff_s(attempt)
+            if self._stop.wait(wait):
+                return None
+            try:
+                self._container = open_source(self.source, self.timeout_s)
+            except VideoError as e:
+                self.stats.end = f"{lost}; {attempt} reconnect attempt{'s' if attempt > 1 else ''} failed: {one_line(e)}"
+                logger.info("reconnect %d/%d to %s failed: %s", attempt, self.reconnect, self.source.text, e)
+                continue
+            self.stats.reconnects += 1
+            self.stats.end = ""
+            return {"event": "reconnect", "reason": lost, "attempt": attempt, "waited_s": wait,
+                    "reconnects": self.stats.reconnects}
+        if self.reconnect:
+            self.stats.end = self.stats.end or lost
+        return None
+
+    def _run(self) -> None:
+        try:
+            offset = 0.0  # source seconds read before the last reconnect
+            while True:
+                span = self._read(self._container, offset)
+                self._container.close()
+                if self._stop.is_set() or self.reconnect == 0:
+                    break
+                offset += span
+                event = self._reopen()
+                if event is None:
+                    break
+                event["next_frame"] = self.stats.sampled
+                self._events.append(event)  # the first frame from `next_frame` on carries it (drops or not)
         except Exception as e:  # noqa: BLE001 - surfaced to the consumer, never lost in the thread
             self._error = e
         finally:
-            container.close()
+            self._container.close()
             self.stats.end = self.stats.end or ("stopped" if self._stop.is_set() else "end of stream")
             self._put_end()
+
+    def _read(self, container, offset: float) -> float:
+        """Decode one connection; returns the source seconds it covered (for --duration across reconnects)."""
+        import av
+
+        stream = container.streams.video[0]
+        start, first_pts, span = None, None, 0.0
+        for packet in self._packets(container, stream):
+            if self._stop.is_set():
+                break
+            try:
+                frames = packet.decode()
+            except (av.InvalidDataError, av.error.UndefinedError) as e:  # a corrupt packet: skip it, count it
+                self.stats.corrupt += 1
+                logger.debug("corrupt packet skipped: %s", e)
+                continue
+            for frame in frames:
+                self.stats.decoded += 1
+                pts = float(frame.time) if frame.time is not None else None
+                if pts is not None and first_pts is None:
+                    first_pts, start = pts, time.perf_counter()
+                if pts is not None:
+                    span = max(span, pts - first_pts)
+                if self.duration_s is not None and pts is not None and offset + pts - first_pts >= self.duration_s:
+                    self.stats.end = f"--duration {self.duration_s:g} s reached"
+                    self._stop.set()
+                    break
+                if (self.stats.decoded - 1) % self.sample_every:
+                    continue
+                if self.realtime and pts is not None:  # a file at its own pace, as if live
+                    time.sleep(max(0.0, start + (pts - first_pts) - time.perf_counter()))
+                index = self.stats.sampled
+                self.stats.sampled += 1
+                self._put((index, pts, time.perf_counter(), frame.to_image()))
+        return span
 
     def _put_end(self) -> None:
         """The end marker waits for room (it never drops the last frames); `close` drains the queue meanwhile."""
@@ -207,7 +225,12 @@ class FrameReader:
             if item is _END:
                 break
             index, pts, arrival, image = item
-            yield Frame(index, transform(image).numpy(), pts, arrival)
+            restart = None
+            if self._events and index >= self._events[0]["next_frame"]:
+                restart = self._events.pop(0)
+                while self._events and index >= self._events[0]["next_frame"]:  # several reconnects, all dropped
+                    restart = self._events.pop(0)
+            yield Frame(index, transform(image).numpy(), pts, arrival, restart)
         if self._error is not None:
             raise VideoError(f"decoding {self.source.text} failed: {one_line(self._error)}") from self._error
 
