@@ -180,6 +180,9 @@ class FrameReader:
         for packet in self._packets(container, stream):
             if self._stop.is_set():
                 break
+            if packet.is_corrupt:  # flagged by the demuxer (an MPEG-TS continuity error, damaged bytes): skip it
+                self.stats.corrupt += 1
+                continue
             try:
                 frames = packet.decode()
             except (av.InvalidDataError, av.error.UndefinedError) as e:  # a corrupt packet: skip it, count it
