@@ -211,6 +211,32 @@ def test_reduce_range_is_accurate_as_ort_cpu_executes_it(int8_reduce_range, clip
     assert min_cosine(run_ort(int8_reduce_range, clips), fp32_out) >= INT8_COSINE_MIN
 
 
+def test_int8_type_pairs_and_per_tensor(tmp_path, fp32, npz, clips, fp32_out):
+    """`calibrate --activation-type u8 --weight-type u8 --per-tensor` (the variants optimize searches, issue 27):
+    asymmetric u8 Q/DQ, one weight scale per tensor, recorded; accurate as quantized and as ORT executes it
+    (u8u8 takes no saturating kernel); s8 activations with u8 weights, or the options off ORT INT8, refused."""
+    out = tmp_path / "u8u8.onnx"
+    result = CliRunner().invoke(app, ["calibrate", str(fp32), "-p", "int8", "--data", str(npz), "--clips", "2",
+                                      "--activation-type", "u8", "--weight-type", "u8", "--per-tensor", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    info = read_metadata(out)["inti.calibration"]
+    assert (info["activation_type"], info["weight_type"], info["per_channel"]) == ("u8", "u8", False)
+    model = onnx.load(str(out))
+    inits = {t.name: t for t in model.graph.initializer}
+    zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "DequantizeLinear" and len(n.input) > 2]
+    assert zero_points and all(z.data_type == onnx.TensorProto.UINT8 for z in zero_points)
+    scales = [inits[n.input[1]] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    assert scales and all(len(s.dims) == 0 for s in scales)  # per tensor: one scale each
+    for mode in (OrtMode.auto, OrtMode.as_executed):
+        assert min_cosine(run_ort(out, clips, mode), fp32_out) >= INT8_COSINE_MIN
+    assert read_metadata(convert_precision(fp32, "int8", tmp_path / "d.onnx", npz, clips=2))["inti.calibration"][
+        "per_channel"] is True
+    expect_error(tmp_path, "no kernels for s8 activations with u8 weights", onnx_path=fp32, precision="int8",
+                 out_path=tmp_path / "o.onnx", calib_data=npz, activation_type="s8", weight_type="u8")
+    expect_error(tmp_path, "apply to int8 with the ort backend", onnx_path=fp32, precision="fp16",
+                 out_path=tmp_path / "o.onnx", per_channel=False)
+
+
 def test_int8_support_from_cpuinfo():
     from inti_export.runtime.ort_runner import int8_support_from
 
