@@ -86,9 +86,8 @@ def run_stream(cfg: StreamConfig, out: TextIO, on_window: Callable[[StreamSummar
     except BaseException:
         _close(session)
         raise
-    model = getattr(session, "model", None)
-    summary = StreamSummary(cfg.source, getattr(model, "name", None) or session.name,
-                            getattr(model, "preset", None) or getattr(session, "preset", ""), t, stride, drop,
+    named = _stem_head(session) or session  # the local pair, or the served session, names runner and preset
+    summary = StreamSummary(cfg.source, named.name, getattr(named, "preset", ""), t, stride, drop,
                             source_fps=reader.stats.source_fps)
     latencies, stem_ms, head_ms, trace = [], 0.0, [], LatencyTrace()
     live = LiveStatus.for_terminal() if status else None
@@ -136,11 +135,15 @@ def run_stream(cfg: StreamConfig, out: TextIO, on_window: Callable[[StreamSummar
     return summary
 
 
+def _stem_head(session):
+    """The local session's stem/head pair; None for a served session (its `model` is the served model's name)."""
+    from inti_export.runtime.stream import StreamSession
+
+    return session.model if isinstance(session, StreamSession) else None
+
+
 def _classes(session) -> int:
-    model = getattr(session, "model", None)
-    classes = getattr(model, "classes", None) if model is not None else None
-    if classes is None:
-        classes = getattr(session, "classes", None)
+    classes = getattr(_stem_head(session) or session, "classes", None)
     if classes is None:  # a served model that does not say: a logits output has classes, checked at the first window
         return -1 if getattr(session, "output_name", "") == "logits" else 0
     return classes
@@ -152,7 +155,7 @@ def _what(cfg: StreamConfig) -> str:
 
 def _close(session) -> None:
     """Ends a served sequence, frees TensorRT engines; nothing for a local CPU session."""
-    for obj in (session, getattr(session, "model", None)):
+    for obj in (session, _stem_head(session)):
         close = getattr(obj, "close", None)
         if close is not None:
             try:
