@@ -85,11 +85,13 @@ def make_stem_head(cfg: StreamConfig):
     from inti_export.runtime.stream import OrtStemHead, TorchStemHead, TrtStemHead, load_stream_artifact
 
     if cfg.artifact is not None and cfg.runner_kind == "trt":
-        model = TrtStemHead(cfg.artifact, device=cfg.device)  # says what to install first, without TensorRT
-        from inti_export.jobs.stream_engine import load_engine_pair
+        from inti_export.jobs.stream_engine import HEAD_ENGINE, STEM_ENGINE, load_engine_pair
+        from inti_export.runtime.trt.loader import load_trt_module
 
-        load_engine_pair(cfg.artifact)  # the two engines come from one export (partner sha256)
-        return model
+        load_trt_module()  # without TensorRT: one line naming what to install, before anything else
+        if (cfg.artifact / STEM_ENGINE).is_file() and (cfg.artifact / HEAD_ENGINE).is_file():
+            load_engine_pair(cfg.artifact)  # the two engines come from one export (partner sha256), before the GPU
+        return TrtStemHead(cfg.artifact, device=cfg.device)  # a missing engine: how to build it
     if cfg.artifact is not None:
         return OrtStemHead(load_stream_artifact(cfg.artifact), threads=cfg.threads)
     from inti_export.models import create_model

@@ -6,6 +6,7 @@ import io
 import json
 import sys
 
+import numpy as np
 import pytest
 from helpers import assert_one_line_error
 from typer.testing import CliRunner
@@ -88,3 +89,38 @@ def test_url_excludes_a_local_model(tiny_stream):
 def test_negative_counts(option):
     res, _ = _invoke(LAVFI, "--preset", "test-tiny", option, -1)
     assert res.exit_code == 2  # typer's own range check (min=0)
+
+
+def test_trt_runner_on_built_engines(tiny_stream, tmp_path):
+    """The pair's engines built by `inti-export trt DIR` (TensorRT-RTX builds without a GPU): on a GPU the stream
+    runs on them and matches ONNX Runtime; without one, one line says so. A missing engine says how to build it."""
+    import shutil
+
+    from inti_export.runtime.trt.loader import pick_runtime
+
+    runtime, why = pick_runtime(None)
+    if runtime is None:
+        pytest.skip(f"no TensorRT runtime that builds here: {why}")
+    pair = tmp_path / "pair"
+    shutil.copytree(tiny_stream[0], pair)
+    res = CliRunner().invoke(app, ["trt", str(pair)])
+    assert res.exit_code == 0, res.output
+    import torch
+
+    args = (LAVFI, "--artifact", pair, "--stride", 4, "--drop", "none", "--duration", 1)
+    res, _ = _invoke(*args, "--runner", "trt", "-o", tmp_path / "trt.jsonl")
+    if not torch.cuda.is_available():
+        assert_one_line_error(res, "no CUDA GPU")
+    else:  # pragma: no cover - GPU machines
+        assert res.exit_code == 0, res.output
+        assert _invoke(*args, "-o", tmp_path / "ort.jsonl")[0].exit_code == 0
+        trt_rows, ort_rows = ([json.loads(x) for x in (tmp_path / f).read_text().splitlines()]
+                              for f in ("trt.jsonl", "ort.jsonl"))
+        assert len(trt_rows) == len(ort_rows) == 5
+        for a, b in zip(trt_rows, ort_rows, strict=True):
+            assert a["first_frame"] == b["first_frame"]
+            x, y = np.array(a["embedding"]), np.array(b["embedding"])
+            assert float(x @ y / np.linalg.norm(x) / np.linalg.norm(y)) > 0.999  # TF32 allowed in an FP32 engine
+    (pair / "head.engine").unlink()
+    res, _ = _invoke(LAVFI, "--artifact", pair, "--runner", "trt")
+    assert_one_line_error(res, "has no head.engine; build the pair's engines with `inti-export trt")
