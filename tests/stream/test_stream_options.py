@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import sys
 
 import numpy as np
 import pytest
 from helpers import assert_one_line_error
+from stream_sources import free_port
 from typer.testing import CliRunner
 
 from inti_export.cli import app
@@ -83,6 +85,9 @@ def test_url_excludes_a_local_model(tiny_stream):
     assert_one_line_error(res, "--runner ort picks a local runner")
     res, _ = _invoke(LAVFI, "--preset", "test-tiny", "--runner", "trt")
     assert_one_line_error(res, "needs --artifact")
+    free = free_port(socket.SOCK_STREAM)  # nothing listens there
+    res, _ = _invoke(LAVFI, "--url", f"http://127.0.0.1:{free}", "--timeout", 2)
+    assert_one_line_error(res, "cannot reach the server")
 
 
 @pytest.mark.parametrize("option", ["--reconnect", "--top-k"])
