@@ -8,7 +8,6 @@ The choice is read by runtime/choice.py, as `triton-repo OUT/best` reads it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,12 @@ from inti_export.corpus.names import shown
 from inti_export.errors import IntiExportError
 from inti_export.runtime.choice import CANDIDATE_FILE, BestChoice, is_best_folder
 from inti_export.runtime.choice import read_best as read_choice
+from inti_export.runtime.cpu import available_cores
 from inti_export.vocab import RunnerKind, SettingSource
 
 GPU_BATCH = 8  # a GPU fills with larger batches; the old fixed default
 CPU_BATCH = 8  # a CPU with more than SMALL_CPU cores: the old default until measured otherwise
 SMALL_CPU = 4  # cores
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its affinity, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def machine_batch(gpu: bool, cores: int | None = None) -> int:

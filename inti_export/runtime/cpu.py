@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import functools
+import os
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 @functools.lru_cache(maxsize=1)

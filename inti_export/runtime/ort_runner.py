@@ -224,7 +224,3 @@ class OrtRunner(Runner):
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = self.output_names()
         return dict(zip(names, self._sess.run(names, feed), strict=True))
-
-
-def default_threads() -> int:
-    return os.cpu_count() or 1

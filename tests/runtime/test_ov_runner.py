@@ -43,6 +43,17 @@ def test_half_precision_is_opt_in(tiny_onnx, tiny_clips):
         assert ov.infer({"video": tiny_clips.clips[:1]})["embedding"].shape == (1, 32)
 
 
+def test_sessions_on_part_of_the_cores_are_not_pinned(tiny_onnx):
+    """OpenVINO pins a compiled model's threads from the first core, so N sessions of cores/N threads would
+    share one core; a runner on fewer threads than cores turns pinning off (docs/openvino.md)."""
+    from inti_export.runtime.cpu import available_cores
+
+    assert "ENABLE_CPU_PINNING" not in OvRunner(tiny_onnx.onnx_path).config()
+    assert "ENABLE_CPU_PINNING" not in OvRunner(tiny_onnx.onnx_path, threads=available_cores()).config()
+    if available_cores() > 1:
+        assert OvRunner(tiny_onnx.onnx_path, threads=1).config()["ENABLE_CPU_PINNING"] == "NO"
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"hint": "fastest"}, "hint 'fastest': choose latency or throughput"),
     ({"inference_precision": "int4"}, "inference precision 'int4'"),
