@@ -82,6 +82,17 @@ def test_a_failing_variant_is_never_chosen_even_when_fastest():
     assert choose([fast_bad], "latency", None).candidate is None
 
 
+def test_a_throughput_tie_goes_to_the_lower_latency():
+    """Two sessions of one thread 1 % faster than one session of two is noise: the lower p50 wins."""
+    one = _candidate("ort-int8-s8s8-pc-max", 0.9999, 1.85)
+    two = _candidate("ort-int8-s8s8-pc-max-s2", 0.9999, 1.87)
+    two.speed[0].p50_ms = 2 * one.speed[0].p50_ms  # each of two sessions takes twice as long per clip
+    assert choose([two, one], "throughput", None).candidate == one.id
+    three = _candidate("ort-int8-u8s8-pc-max-s2", 0.9999, 1.95)  # 5 % faster: a real win
+    three.speed[0].p50_ms = 2 * one.speed[0].p50_ms
+    assert choose([two, one, three], "throughput", None).candidate == three.id
+
+
 def test_openvino_outputs_match_ort_within_fp32_tolerance(tiny_onnx, tiny_clips):
     clips = tiny_clips.clips  # (4, 8, 3, 32, 32)
     pytest.importorskip("openvino", reason="OpenVINO is not installed: pip install 'inti-export[openvino]'")
