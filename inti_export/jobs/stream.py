@@ -172,7 +172,10 @@ def _finish(summary: StreamSummary, stats, session, wall_s: float, latencies, st
     summary.windows_per_s = round(session.windows / max(summary.wall_s, 1e-9), 3)
     summary.frames_per_s = round(session.frames_in / max(summary.wall_s, 1e-9), 3)
     summary.latency_ms = _percentiles(latencies)
-    summary.stem_ms_per_frame = round(stem_ms / session.frames_in, 3) if session.frames_in and latencies else None
+    total = getattr(session, "stem_ms_total", None)  # a local session times every stem; a served one only
+    if total is None:  # the stems of the frames in its windows
+        total = stem_ms if latencies else None
+    summary.stem_ms_per_frame = round(total / session.frames_in, 3) if session.frames_in and total is not None else None
     summary.head_ms_per_window = round(float(np.mean(head_ms)), 3) if head_ms else None
     if summary.interrupted is not None:
         summary.end = f"interrupted after {stats.decoded} frames"

@@ -258,6 +258,7 @@ class StreamSession:
         self._since_restart = 0  # frames pushed since the ring last started
         self._last_index: int | None = None
         self._pending_stem_ms = 0.0
+        self.stem_ms_total = 0.0  # every stem run, also those of frames whose window never came (a gap)
         self.windows = 0
         self.frames_in = 0
         self.dropped = 0
@@ -292,7 +293,9 @@ class StreamSession:
         self.frames_in += 1
         start = self.clock()
         stem = self.model.stem(frame.data[None])[0]  # (N, D)
-        self._pending_stem_ms += (self.clock() - start) * 1e3
+        elapsed = (self.clock() - start) * 1e3
+        self._pending_stem_ms += elapsed
+        self.stem_ms_total += elapsed
         self._ring.append((frame, stem))
         self._since_restart += 1
         if len(self._ring) < self.frames or (self._since_restart - self.frames) % self.stride:

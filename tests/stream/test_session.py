@@ -66,6 +66,16 @@ def test_gap_restarts_the_ring(tiny_model, tiny_frames):
     _check_exact(tiny_model, tiny_frames, results)
 
 
+def test_every_stem_is_timed_also_when_no_window_comes(tiny_model, tiny_frames):
+    """A stream that is always behind (a gap every few frames) completes no window, yet its stems ran: the
+    total counts them (the summary's stem ms per frame), the windows' stem_ms only those since the last."""
+    ticks = iter(range(10_000))
+    session = StreamSession(TorchStemHead(tiny_model), 2, clock=lambda: next(ticks) * 1e-3)  # 1 ms a call
+    indices = [0, 1, 2, 4, 5, 6, 8, 9, 10]
+    assert list(session.run(_frames(tiny_frames, indices))) == []
+    assert session.frames_in == 9 and session.stem_ms_total == pytest.approx(9.0)
+
+
 def test_bad_stride_and_frames(tiny_model, tiny_frames):
     pair = TorchStemHead(tiny_model)
     for stride in (0, 9):
