@@ -17,6 +17,8 @@ from inti_export.jobs.optimize.choose import best_row, usable_rows
 from inti_export.jobs.optimize.report import OptimizeReport
 from inti_export.vocab import Status
 
+LABEL_ALL = 6  # up to this many measured candidates, the plot names each one
+
 
 def artifact_path(out: Path, artifact: str) -> Path:
     """A candidate's `artifact` (relative to OUT, or absolute for an --onnx outside it) as a path."""
@@ -134,16 +136,20 @@ def plot_pareto(report: OptimizeReport, path: Path) -> None:
                 transform=ax.transAxes)
         ax.set_xticks([])
         ax.set_yticks([])
+    # With many points only the frontier and the choice are named (the table names every candidate).
+    front = pareto_front(pts)
+    named = [i for i in range(len(pts)) if len(pts) <= LABEL_ALL or i in front or chosen[i]]
     # a label is about a seventh of the plot wide: lift it above earlier labels it would overlap
     width = 0.15 * ((max(x for x, _ in pts) - min(x for x, _ in pts)) if pts else 0.0)
     for i, ((x, y), label, ok) in enumerate(zip(pts, labels, passed, strict=True)):
         ax.scatter([x], [y], marker="o" if ok else "x", color="tab:blue" if ok else "tab:red", zorder=3)
-        near = sum(1 for x2, y2 in pts[:i]
-                   if abs(x2 - x) <= max(width, 0.03 * max(x, x2)) and abs(np.log10(y2 / y)) < 0.3)
+        if i not in named:
+            continue
+        near = sum(1 for j in named if j < i and abs(pts[j][0] - x) <= max(width, 0.03 * max(x, pts[j][0]))
+                   and abs(np.log10(pts[j][1] / y)) < 0.3)
         right = width > 0 and x > max(px for px, _ in pts) - width  # near the right edge: label to the left
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(-4 if right else 4, 4 + 9 * near),
                     ha="right" if right else "left", fontsize=7)
-    front = pareto_front(pts)
     if len(front) > 1:  # the boundary of what is reachable: each point's speed at its error or worse
         ax.step([pts[i][0] for i in front], [pts[i][1] for i in front], where="pre", color="grey", lw=1,
                 label="Pareto frontier")
