@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,32 @@ from inti_export.runtime.cpu import available_cores
 _OV_TYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64}
 # The visual projection's weight (open_clip's `VisionTransformer.proj`), as the exporter names it.
 PROJ_WEIGHT = "visual.proj"
+
+
+def off_this_thread(fn):
+    """`fn()` in a short-lived thread; its result, or its exception re-raised here.
+
+    OpenVINO's CPU plugin sets the calling thread's alternate signal stack when it compiles a model and
+    puts back the one it saw when the compiled model is destroyed. Two compiled models destroyed in the
+    order they were made (N sessions) leave the first one's freed stack installed; the next signal on
+    that thread (Ctrl-C: Python's handlers run on the alternate stack) then crashed the process with
+    SIGSEGV (found by the suite: an interrupted TensorRT build after optimize's OpenVINO sessions; see
+    docs/openvino.md). Compiling and destroying in a thread of their own keeps this thread's stack as is.
+    """
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+            box["error"] = e
+
+    worker = threading.Thread(target=run, name="inti-ov-compile")
+    worker.start()
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 class OvHint(str, enum.Enum):
@@ -131,13 +158,15 @@ class OvRunner(Runner):
             path = inline_functions(self.onnx_path, tmp)
             try:
                 model = core.read_model(str(path))
-                self._compiled = core.compile_model(model, "CPU", self.config())
+                self._compiled = off_this_thread(lambda: core.compile_model(model, "CPU", self.config()))
             except RuntimeError as e:
                 raise IntiExportError(f"OpenVINO cannot load {self.onnx_path}: {one_line(e)[:300]}") from e
         self._request = self._compiled.create_infer_request()
 
     def deactivate_impl(self) -> None:
+        held = [self._request, self._compiled]
         self._request = self._compiled = None
+        off_this_thread(held.clear)  # the last references go, and the compiled model with them, there
 
     def input_specs(self) -> list[TensorSpec]:
         specs = []

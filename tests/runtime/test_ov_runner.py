@@ -54,6 +54,30 @@ def test_sessions_on_part_of_the_cores_are_not_pinned(tiny_onnx):
         assert OvRunner(tiny_onnx.onnx_path, threads=1).config()["ENABLE_CPU_PINNING"] == "NO"
 
 
+def test_two_sessions_leave_ctrl_c_working(tiny_onnx):
+    """Two OpenVINO runners made and released in that order, then Ctrl-C on the main thread: a
+    KeyboardInterrupt, not SIGSEGV (the CPU plugin's alternate signal stack, `off_this_thread`).
+    In a child process, so that the crash it guards against fails this test instead of the suite."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, signal
+from inti_export.runtime.ov_runner import OvRunner
+runners = [OvRunner({str(tiny_onnx.onnx_path)!r}, threads=1, hint="throughput", streams=1) for _ in range(2)]
+for r in runners:
+    r.activate()
+for r in runners:
+    r.deactivate()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+except KeyboardInterrupt:
+    print("interrupted cleanly")
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "interrupted cleanly" in res.stdout, (res.returncode, res.stderr[-2000:])
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"hint": "fastest"}, "hint 'fastest': choose latency or throughput"),
     ({"inference_precision": "int4"}, "inference precision 'int4'"),
