@@ -28,6 +28,7 @@ from inti_export.vocab import (
     META_IMAGE_SIZE,
     META_INSERT_BEFORE,
     META_OUTPUTS,
+    RunnerKind,
     decode_metadata,
     package_versions,
     read_metadata,
@@ -175,7 +176,7 @@ def run_parity(
     onnx_path: str | Path | None = None,
     engine_path: str | Path | None = None,
     tolerance: str = "fp32",
-    ort_devices: tuple[str, ...] = ("cpu",),
+    onnx_runners: tuple[str, ...] = ("ort",),
     localize: bool = True,
     allow_skip: bool = False,
     labels: np.ndarray | None = None,
@@ -183,6 +184,8 @@ def run_parity(
     max_top1_drop: float = 1.0,
 ) -> ParityReport:
     """PyTorch (reference) vs ONNX Runtime vs TensorRT on `clips` (K, T, 3, H, W).
+
+    `onnx_runners`: which runners run the ONNX: `ort` (CPU), `ort-cuda`, `ov` (OpenVINO CPU).
 
     A runner that was asked for but cannot run here (no GPU, no TensorRT) fails the gate unless
     `allow_skip`: an unchecked engine is not a checked one. `labels` (K,) class indices add each
@@ -216,8 +219,15 @@ def run_parity(
     if pair:
         runners.append(_pair_runner(onnx_path))
     elif onnx_path is not None:
-        for dev in ort_devices:
-            runners.append(OrtRunner(onnx_path, device=dev))
+        for kind in onnx_runners:
+            if kind == RunnerKind.ov.value:
+                from inti_export.runtime.ov_runner import OvRunner
+
+                runners.append(OvRunner(onnx_path))
+            elif kind in (RunnerKind.ort.value, RunnerKind.ort_cuda.value):
+                runners.append(OrtRunner(onnx_path, device="cuda" if kind == RunnerKind.ort_cuda.value else "cpu"))
+            else:
+                raise ParityError(f"runner {kind!r} does not run an ONNX: use ort, ort-cuda or ov")
     if engine_path is not None:
         try:
             from inti_export.runtime.trt import TrtRunner

@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
-from inti_export.cli._common import cli_errors, console
+from inti_export.cli._common import cli_errors, console, parse_words
 from inti_export.errors import IntiExportError
-from inti_export.vocab import Precision
+from inti_export.vocab import Precision, RunnerKind
+
+ONNX_RUNNERS = (RunnerKind.ort.value, RunnerKind.ort_cuda.value, RunnerKind.ov.value)
 
 
 def print_parity(report, out) -> None:
@@ -72,6 +74,7 @@ def parity(
                      "(default 1).", min=0, max=100),
     ] = None,
     tolerance: Annotated[Precision, typer.Option(help="Tolerance preset (the artifact's precision).")] = Precision.fp32,
+    runners: Annotated[str, typer.Option(help="Runners of the ONNX, comma-separated: ort, ort-cuda, ov (OpenVINO).")] = "ort",
     ort_cuda: Annotated[bool, typer.Option("--ort-cuda", help="Also run ONNX Runtime's CUDA provider.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
     allow_skip: Annotated[
@@ -110,6 +113,10 @@ def parity(
         if max_top1_drop is not None and labels is None:
             raise IntiExportError(f"--max-top1-drop {max_top1_drop:g} is only with --labels (a gate on accuracy"
                                   " against labels): pass --labels CSV or drop it")
+        onnx_runners = tuple(dict.fromkeys([*parse_words(runners, RunnerKind, "--runners"), *(["ort-cuda"] * ort_cuda)]))
+        if bad := [r for r in onnx_runners if r not in ONNX_RUNNERS]:
+            raise IntiExportError(f"--runners {','.join(bad)}: parity runs the ONNX with {', '.join(ONNX_RUNNERS)}"
+                                  " (PyTorch is the reference; --engine adds TensorRT)")
         check_input_files(checkpoint=checkpoint, clip_checkpoint=clip_checkpoint, engine=engine, labels=labels)
         check_inputs_exist(videos=videos)
         meta = artifact_metadata(onnx, engine, allow_foreign=allow_foreign)
@@ -133,7 +140,7 @@ def parity(
             video, names = clips_for(model.cfg, videos, random, clips or 4)
         result = run_parity(
             model, video, names, onnx_path=onnx, engine_path=engine, tolerance=tolerance.value,
-            ort_devices=("cpu", "cuda") if ort_cuda else ("cpu",), allow_skip=allow_skip,
+            onnx_runners=onnx_runners, allow_skip=allow_skip,
             labels=y, labels_path=labels, max_top1_drop=1.0 if max_top1_drop is None else max_top1_drop,
         )
         if report is not None:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+from helpers import assert_one_line_error
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
@@ -71,6 +72,20 @@ def test_cli_parity_exit_codes_and_report(tmp_path, tiny_onnx):
     assert data["passed"] is False and data["divergence"]["first"].startswith("block 2")
     assert [(r["runner"], r["status"]) for r in data["runner_status"]] == [("torch-cpu", "ok"), ("ort-cpu", "failed")]
     assert ParityReport.from_dict(data).runner_status[1].reason == data["runner_status"][1]["reason"]
+
+
+def test_cli_parity_runs_openvino_beside_ort(tmp_path, tiny_onnx):
+    """`parity --runners ort,ov`: OpenVINO on the same ONNX, gated like ONNX Runtime (docs/openvino.md)."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    rep = tmp_path / "parity.json"
+    res = CliRunner().invoke(app, ["parity", "--onnx", str(tiny_onnx.onnx_path), "--runners", "ort,ov", "--random", "2",
+                                   "--report", str(rep)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(rep.read_text())
+    assert data["runners"] == ["torch-cpu", "ort-cpu", "ov-cpu"] and data["passed"]
+    assert all(c["rel_to_scale"] < 1e-4 for c in data["comparisons"])
+    res = CliRunner().invoke(app, ["parity", "--onnx", str(tiny_onnx.onnx_path), "--runners", "torch,ov"])
+    assert_one_line_error(res, "--runners torch", "ort, ort-cuda, ov")
 
 
 def test_wrong_preset_and_bad_tolerance(tiny_onnx, tiny_clips):
