@@ -181,7 +181,7 @@ _MISSING = serving_setup_missing()
 
 
 @pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
-def test_two_clients_at_once_get_their_own_rings(stream_repo, pair, frames):
+def test_two_clients_at_once_get_their_own_rings(stream_repo, pair, frames, shipped_videos, tmp_path):
     import tritonclient.http as http
     from tritonclient.utils import InferenceServerException
 
@@ -250,6 +250,26 @@ def test_two_clients_at_once_get_their_own_rings(stream_repo, pair, frames):
         assert _cosine(windows[-1][1], _local(pair, b[:8], 3)[0].output) >= COSINE_MIN
         send(b[8], -1, end=True)
         client.close()
+
+        # the command: `stream FILE --url` answers what `stream FILE --artifact PAIR` answers locally
+        _cli_over_the_server(url, pair, shipped_videos / "bikes.mp4", tmp_path)
+
+
+def _cli_over_the_server(url, pair, video, tmp_path):
+    from typer.testing import CliRunner
+
+    from inti_export.cli import app
+
+    lines = {}
+    for how, model in (("served", ["--url", url]), ("local", ["--artifact", str(pair)])):
+        out = tmp_path / f"{how}.jsonl"
+        res = CliRunner().invoke(app, ["stream", str(video), *model, "--stride", "3", "--duration", "1", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        lines[how] = [row for row in map(json.loads, out.read_text().splitlines()) if "window" in row]
+    assert len(lines["served"]) == len(lines["local"]) >= 5
+    for r, w in zip(lines["served"], lines["local"], strict=True):
+        assert (r["window"], r["first_frame"], r["last_frame"]) == (w["window"], w["first_frame"], w["last_frame"])
+        assert _cosine(np.array(r["embedding"]), np.array(w["embedding"])) >= COSINE_MIN
 
 
 def test_cli_triton_repo_stream(pair, tmp_path):
