@@ -16,6 +16,28 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return s.getsockname()[1]
 
 
+def paced_send(out, codec: str, frames: int, fps: int, size: int) -> None:
+    """Encode `frames` frames of moving content (size x size) with `codec` into the open container `out`, one
+    every 1/fps seconds as a live source sends them, then flush the encoder."""
+    import av
+
+    stream = out.add_stream(codec, rate=fps)
+    stream.width = stream.height = size
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.gop_size = 5
+    t0 = time.perf_counter()
+    for i in range(frames):
+        image = np.zeros((size, size, 3), np.uint8)
+        image[:, : (i * 3) % size] = (i * 7) % 256  # moving content
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        time.sleep(max(0.0, t0 + (i + 1) / fps - time.perf_counter()))
+    for packet in stream.encode():
+        out.mux(packet)
+
+
 def udp_sender(port: int, frames: int, fps: int = 25, delay_s: float = 0.5, size: int = 64) -> threading.Thread:
     """A started thread that sends `frames` MPEG-2 frames as MPEG-TS to udp://127.0.0.1:`port` at `fps`, then stops."""
     import av
@@ -23,21 +45,7 @@ def udp_sender(port: int, frames: int, fps: int = 25, delay_s: float = 0.5, size
     def send() -> None:
         time.sleep(delay_s)  # the reader opens first: UDP keeps nothing for a late listener
         with av.open(f"udp://127.0.0.1:{port}?pkt_size=1316", mode="w", format="mpegts") as out:
-            stream = out.add_stream("mpeg2video", rate=fps)
-            stream.width = stream.height = size
-            stream.pix_fmt = "yuv420p"
-            stream.codec_context.gop_size = 5
-            t0 = time.perf_counter()
-            for i in range(frames):
-                image = np.zeros((size, size, 3), np.uint8)
-                image[:, : (i * 3) % size] = (i * 7) % 256  # moving content
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-                time.sleep(max(0.0, t0 + (i + 1) / fps - time.perf_counter()))
-            for packet in stream.encode():
-                out.mux(packet)
+            paced_send(out, "mpeg2video", frames, fps, size)
 
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
@@ -104,21 +112,7 @@ def rtsp_send(url: str, frames: int, fps: int = 25, delay_s: float = 1.0, size: 
 
     time.sleep(delay_s)  # the reader listens first
     with av.open(url, mode="w", format="rtsp", options={"rtsp_transport": "tcp"}, timeout=10) as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = 5
-        t0 = time.perf_counter()
-        for i in range(frames):
-            image = np.zeros((size, size, 3), np.uint8)
-            image[:, : (i * 3) % size] = (i * 7) % 256
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-            time.sleep(max(0.0, t0 + (i + 1) / fps - time.perf_counter()))
-        for packet in stream.encode():
-            out.mux(packet)
+        paced_send(out, "mpeg4", frames, fps, size)
 
 
 def rtsp_sender(url: str, frames: int, **kwargs):
