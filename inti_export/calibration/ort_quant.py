@@ -44,8 +44,11 @@ def ort_quantize_static(
     activation_type: Int8Type = Int8Type.s8,
     weight_type: Int8Type = Int8Type.s8,
     per_channel: bool = True,
+    input_name: str = INPUT_NAME,
 ) -> None:
     """INT8 Q/DQ of `src` at `out`, calibrated with `method` on `clips` (K, T, 3, H, W), one at a time.
+
+    `input_name`: the graph input fed (a stream pair's stem takes frames (K, 3, H, W), its head stems).
 
     Signed (s8) activations/weights are symmetric, unsigned (u8) ones asymmetric; weights per channel
     unless `per_channel` is False. s8 activations with u8 weights are refused by ORT (`check_int8_types`).
@@ -65,7 +68,7 @@ def ort_quantize_static(
             if self.next >= len(self.clips):
                 return None
             self.next += 1
-            return {INPUT_NAME: self.clips[self.next - 1 : self.next]}  # (1, T, 3, H, W)
+            return {input_name: np.ascontiguousarray(self.clips[self.next - 1 : self.next], dtype=np.float32)}
 
         def rewind(self) -> None:
             self.next = 0

@@ -2,8 +2,8 @@
 
     convert_pair("inti-b16-stream/", "int8", "inti-b16-stream.int8/", calib_data="clips/")  -> PairConversion
 
-FP16/BF16: `convert_precision` on each part. INT8: ONNX Runtime's static Q/DQ with the settings of
-`ort_quant.ort_quantize_static` (symmetric, per channel, float biases, the projection in FP32), each
+FP16/BF16: `convert_precision` on each part. INT8: `ort_quant.ort_quantize_static` itself
+(as `calibrate -p int8`: symmetric, per channel, float biases, the projection in FP32), each
 part calibrated on what it sees: the stem on the frames of real clips `(F, 3, H, W)`, the head on the
 FP32 stem's outputs for the same clips `(B, T, N, D)`. The converted head names the converted stem's
 sha256 (`inti.stream.stem_sha256`), so `runtime.stream.load_stream_artifact` accepts the new folder;
@@ -25,7 +25,7 @@ import numpy as np
 
 from inti_export.calibration.backends import parse_target, quantized_ops
 from inti_export.calibration.data import load_calibration_data
-from inti_export.calibration.ort_quant import projection_nodes
+from inti_export.calibration.ort_quant import ort_quantize_static
 from inti_export.calibration.precision import convert_precision
 from inti_export.errors import CalibrationError
 from inti_export.fileio import sha256_file, write_json
@@ -131,31 +131,10 @@ def _fp32_stems(artifact, frames: np.ndarray) -> np.ndarray:
 
 
 def _quantize(src: Path, out: Path, input_name: str, samples: np.ndarray, method: CalibrationMethod) -> None:
-    """INT8 Q/DQ of `src`, calibrated on `samples` fed one at a time (`samples[i:i+1]`) to `input_name`."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization import CalibrationMethod as OrtCalibration
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.next = 0
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            if self.next >= len(samples):
-                return None
-            self.next += 1
-            return {input_name: np.ascontiguousarray(samples[self.next - 1:self.next], dtype=np.float32)}
-
-        def rewind(self) -> None:
-            self.next = 0
-
-    calibrate = {CalibrationMethod.max: OrtCalibration.MinMax, CalibrationMethod.entropy: OrtCalibration.Entropy,
-                 CalibrationMethod.percentile: OrtCalibration.Percentile}[method]
+    """INT8 Q/DQ of `src` as `calibrate -p int8` writes it (s8s8, per channel, the projection FP32), calibrated on
+    `samples` fed one at a time (`samples[i:i+1]`) to `input_name`."""
     try:
-        quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=quantized_ops(()), nodes_to_exclude=projection_nodes(src) or None,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=calibrate,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+        ort_quantize_static(src, out, samples, method=method, op_types=quantized_ops(()), input_name=input_name)
     except Exception as e:  # onnxruntime raises anything
         raise CalibrationError(f"onnxruntime quantize_static failed on {src.name}: {type(e).__name__}: {e}") from e
 
