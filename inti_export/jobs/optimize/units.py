@@ -242,7 +242,17 @@ def candidate_parts(runner_kind: str, precision: str, variant: str | None, setti
             "labels": None if search.split.labels is None else array_sha256(search.split.labels),
             "iters": o.iters, "warmup": o.warmup, "env": search.env_key,
             "ort_mode": ORT_MODE if runner_kind.startswith("ort") else None,
-            "max_latency_ms": o.max_latency_ms if not o.batches else None}
+            "max_latency_ms": o.max_latency_ms if not o.batches else None,
+            "runner_config": _ov_config(settings) if runner_kind == "ov" else None}
+
+
+def _ov_config(settings: dict[str, Any]) -> dict[str, str]:
+    """The properties OpenVINO compiles with for these settings: a change in how the runner maps settings to
+    properties (e.g. CPU pinning, docs/openvino.md) makes a new candidate, not a stale cached one."""
+    from inti_export.runtime.ov_runner import OvRunner
+
+    return OvRunner("model.onnx", threads=settings["threads"], hint=settings["ov_hint"] or "latency",
+                    streams=settings["ov_streams"]).config()
 
 
 def _runners(search: Search, runner_kind: str, precision: str, onnx_path, engine_path, settings: dict[str, Any]) -> list:
