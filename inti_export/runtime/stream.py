@@ -246,14 +246,33 @@ class Gap:
         return self.next_frame - self.after_frame - 1
 
 
+def check_stride(stride: int, frames: int, error: type[IntiExportError] = IntiExportError) -> int:
+    """`stride` as an int when it is 1..T (`frames`); else `error`, one line."""
+    if not 1 <= int(stride) <= frames:
+        t = frames
+        raise error(f"stride {stride} is outside 1..{t} (T = {t} frames per window); pick a stride in that range")
+    return int(stride)
+
+
+def check_frame(frame: Frame, image_size: int, last_index: int | None) -> Gap | None:
+    """A frame a session can take: float32 (3, S, S), its index after `last_index`; the gap before it, if any."""
+    s = image_size
+    if frame.data.shape != (3, s, s) or frame.data.dtype != np.float32:
+        got = f"{frame.data.dtype} {tuple(frame.data.shape)}"
+        raise InputShapeError(f"frame {frame.index} is {got}; expected float32 (3, {s}, {s})")
+    if frame.index < 0:
+        raise IntiExportError(f"frame index {frame.index} is negative; sampled frames count from 0")
+    if last_index is not None and frame.index <= last_index:
+        raise IntiExportError(f"frame index {frame.index} does not follow {last_index}; frames must arrive in order")
+    return Gap(last_index, frame.index) if last_index is not None and frame.index != last_index + 1 else None
+
+
 class StreamSession:
     """Frames in (`push`), a `WindowResult` every `stride` frames once T consecutive frames are in."""
 
     def __init__(self, model: StemHead, stride: int, clock: Callable[[], float] = time.perf_counter) -> None:
         t = model.frames
-        if not 1 <= int(stride) <= t:
-            raise IntiExportError(f"stride {stride} is outside 1..{t} (T = {t} frames per window); pick a stride in that range")
-        self.model, self.stride, self.frames, self.clock = model, int(stride), t, clock
+        self.model, self.stride, self.frames, self.clock = model, check_stride(stride, t), t, clock
         self._ring: deque[tuple[Frame, np.ndarray]] = deque(maxlen=t)  # (frame, stem (N, D))
         self._since_restart = 0  # frames pushed since the ring last started
         self._last_index: int | None = None
@@ -270,19 +289,9 @@ class StreamSession:
         self._since_restart = 0
         self._pending_stem_ms = 0.0
 
-    def _check(self, frame: Frame) -> None:
-        s = self.model.image_size
-        if frame.data.shape != (3, s, s) or frame.data.dtype != np.float32:
-            got = f"{frame.data.dtype} {tuple(frame.data.shape)}"
-            raise InputShapeError(f"frame {frame.index} is {got}; expected float32 (3, {s}, {s})")
-        if self._last_index is not None and frame.index <= self._last_index:
-            raise IntiExportError(f"frame index {frame.index} does not follow {self._last_index}; frames must arrive in order")
-
     def push(self, frame: Frame) -> WindowResult | None:
         """Run `frame`'s stem into the ring; run the head when a window is due."""
-        self._check(frame)
-        if self._last_index is not None and frame.index != self._last_index + 1:  # a gap: never span it
-            gap = Gap(self._last_index, frame.index)
+        if gap := check_frame(frame, self.model.image_size, self._last_index):  # a gap: never span it
             self.gaps.append(gap)
             self.dropped += gap.missing
             self._restart()

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from inti_export.errors import InputShapeError, IntiExportError
-from inti_export.runtime.stream import Gap, WindowResult
+from inti_export.runtime.stream import Gap, WindowResult, check_frame, check_stride
 from inti_export.serving.client import ClientError, TritonClient
 from inti_export.serving.stream_backend import FIRST, FRAME, INDEX, LAST, NO_FRAME, STRIDE, TIMING, WINDOW
 from inti_export.video.live import Frame
@@ -47,12 +46,7 @@ class RemoteStreamSession:
         self.frames, self.image_size = int(params["frames"]), int(params["image_size"])
         self.preset = params.get("preset", "")
         self.name = f"triton:{model}"
-        self.stride = int(stride if stride is not None else params["stride"])
-        if not 1 <= self.stride <= self.frames:
-            raise IntiExportError(
-                f"stride {self.stride} is outside 1..{self.frames} (T = {self.frames} frames per window):"
-                " pick a stride in that range"
-            )
+        self.stride = check_stride(stride if stride is not None else params["stride"], self.frames)
         self.output_name = next(o["name"] for o in cfg["output"] if o["name"] not in (WINDOW, FIRST, LAST, TIMING))
         self.sequence_id: int | None = None
         self._last_index: int | None = None
@@ -62,16 +56,7 @@ class RemoteStreamSession:
         self.frames_in = 0
         self.dropped = 0
         self.gaps: list[Gap] = []
-
-    def _check(self, frame: Frame) -> None:
-        s = self.image_size
-        if frame.data.shape != (3, s, s) or frame.data.dtype != np.float32:
-            got = f"{frame.data.dtype} {tuple(frame.data.shape)}"
-            raise InputShapeError(f"frame {frame.index} is {got}; expected float32 (3, {s}, {s})")
-        if frame.index < 0:
-            raise IntiExportError(f"frame index {frame.index} is negative; sampled frames count from 0")
-        if self._last_index is not None and frame.index <= self._last_index:
-            raise IntiExportError(f"frame index {frame.index} does not follow {self._last_index}; frames must arrive in order")
+        self.restarts = 0  # sequences restarted at a reconnect (`Frame.restart`), as the local ring restarts
 
     def _send(self, data: np.ndarray, index: int, start: bool, end: bool) -> dict[str, np.ndarray]:
         if threading.get_ident() != self._thread:  # tritonclient.http's gevent client works only in its own thread
@@ -89,11 +74,12 @@ class RemoteStreamSession:
 
     def push(self, frame: Frame) -> WindowResult | None:
         """Send `frame` into this stream's sequence; the window it completes, if any."""
-        self._check(frame)
-        if self._last_index is not None and frame.index != self._last_index + 1:  # a gap: a new sequence
-            gap = Gap(self._last_index, frame.index)
+        if gap := check_frame(frame, self.image_size, self._last_index):  # a gap: a new sequence
             self.gaps.append(gap)
             self.dropped += gap.missing
+            self.close()
+        if getattr(frame, "restart", None) is not None:  # the source was re-opened: never span it either
+            self.restarts += 1
             self.close()
         start = self.sequence_id is None
         if start:

@@ -30,7 +30,7 @@ STREAM_MODULE = "inti_export.serving.stream_backend"
 
 def write_stream_repo(folder: str | os.PathLike, repo: str | os.PathLike, config: RepoConfig) -> RepoReport:
     """`<name>` (stateful), `<name>_stem` and `<name>_head` from the checked pair in `folder`."""
-    from inti_export.runtime.stream import load_stream_artifact
+    from inti_export.runtime.stream import check_stride, load_stream_artifact
 
     if config.kind != InstanceKind.cpu or config.backend != vocab.ServingBackend.python:
         raise RepositoryError("--stream serves the pair with the python backend on CPU: drop --backend/--kind")
@@ -42,9 +42,7 @@ def write_stream_repo(folder: str | os.PathLike, repo: str | os.PathLike, config
     except IntiExportError as e:
         raise RepositoryError(str(e)) from e
     t, size = pair.frames, pair.image_size
-    stride = config.stride if config.stride is not None else max(1, t // 2)
-    if not 1 <= stride <= t:
-        raise RepositoryError(f"stride {stride} is outside 1..{t} (T = {t} frames per window): pick a stride in that range")
+    stride = check_stride(config.stride if config.stride is not None else max(1, t // 2), t, RepositoryError)
     _, _, tokens, width = pair.meta[vocab.META_INPUTS][0]["shape"]  # head input (B, T, N, D)
     out = pair.meta[vocab.META_OUTPUTS][0]
     out_name, out_dim = out["name"], int(out["shape"][-1])

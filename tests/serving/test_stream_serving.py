@@ -231,6 +231,17 @@ def test_two_clients_at_once_get_their_own_rings(stream_repo, pair, frames, ship
         _same(remote, _local(pair, a[: len(idx)], 4, idx))
         assert gapped.dropped == 4 and [(g.after_frame, g.next_frame) for g in gapped.gaps] == [(9, 14)]
 
+        # a reconnect (`Frame.restart`) restarts the sequence too, as it restarts the local ring
+        def reconnected():
+            return [Frame(i, f, restart={"event": "reconnect"} if i == 12 else None) for i, f in enumerate(a[:26])]
+
+        resumed = RemoteStreamSession(url, stride=4)
+        remote = list(resumed.run(reconnected()))
+        resumed.close()
+        local = StreamSession(OrtStemHead(pair), 4)
+        _same(remote, list(local.run(reconnected())))
+        assert resumed.restarts == local.restarts == 1 and remote[-1].first_frame >= 12
+
         # END evicts: the same sequence ID started again begins with an empty ring
         client = http.InferenceServerClient(url.removeprefix("http://"))
 
