@@ -68,14 +68,14 @@ def _time(job) -> dict:
 
 
 def run(args) -> dict:
-    from inti_export.jobs.stream_bench import split_flops
     from inti_export.models.config import get_config
+    from inti_export.models.flops import count_split_flops
 
     args.work.mkdir(parents=True, exist_ok=True)
     corpus = _corpus(args.work, args.videos, args.seconds)
     models = _models(args.work, args.preset, args.runner, args.threads)
     batch = args.batch or machine_batch(gpu=False)
-    flops = split_flops(get_config(args.preset))
+    flops = count_split_flops(args.preset)
     results: dict = {"preset": args.preset, "runner": args.runner, "batch": batch, "threads": args.threads,
                      "videos": args.videos, "seconds": args.seconds, "rounds": args.rounds, "gflops": flops,
                      "strides": {}}

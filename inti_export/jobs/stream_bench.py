@@ -9,7 +9,7 @@ window by window in one run, so drift in the machine's speed falls on both alike
             on the ring of the last T stems
     full    the whole model on the same T frames
 
-Beside each measured ratio is the FLOP prediction (S x stem + head) / full (`split_flops`, counted as
+Beside each measured ratio is the FLOP prediction (S x stem + head) / full (`models.flops.count_split_flops`, counted as
 models/flops.py counts), and the latency at S = T: one stem (the window's last frame) + the head
 against the whole model. The runners: `torch` (the model's `forward_stem`/`forward_head`) and `ort`
 (the ONNX pair of `inti-export onnx --stream` against the whole-model ONNX).
@@ -86,30 +86,6 @@ class StreamBenchReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def split_flops(cfg) -> dict[str, float]:
-    """GFLOPs (multiply-adds once) of one frame's stem, one window's head and one whole clip, on meta tensors."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from inti_export.models import compute_mode, create_model
-
-    model = create_model(cfg, device="meta")
-    c = model.cfg
-
-    def count(fn, x) -> float:
-        counter = FlopCounterMode(display=False, depth=None)
-        with compute_mode.counting_mode(), counter, torch.no_grad():
-            fn(x)
-        return counter.get_total_flops() / 2 / 1e9
-
-    n = 1 + c.grid**2
-    return {
-        "stem": count(model.forward_stem, torch.empty(1, 3, c.image_size, c.image_size, device="meta")),
-        "head": count(model.forward_head, torch.empty(1, c.frames, n, c.width, device="meta")),
-        "full": count(model, torch.empty(1, c.frames, 3, c.image_size, c.image_size, device="meta")),
-    }
 
 
 def check_strides(strides: Sequence[int], frames: int) -> tuple[int, ...]:
@@ -211,7 +187,9 @@ def run_stream_bench(
         _check_full_onnx(Path(full_onnx), cfg)
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    flops = split_flops(cfg)
+    from inti_export.models.flops import count_split_flops
+
+    flops = count_split_flops(cfg)
     model = create_model(cfg, checkpoint=checkpoint)
     runs: list[StreamRun] = []
     missed: dict[str, str] = {}

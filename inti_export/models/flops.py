@@ -34,14 +34,20 @@ class FlopReport:
         return asdict(self)
 
 
+def _counted(fn, x: torch.Tensor) -> FlopCounterMode:
+    """The counter after `fn(x)` ran in counting mode (x on the meta device)."""
+    counter = FlopCounterMode(display=False, depth=None)
+    with compute_mode.counting_mode(), counter, torch.no_grad():
+        fn(x)
+    return counter
+
+
 def count_flops(preset: str | ModelConfig, **overrides: Any) -> FlopReport:
     """GFLOPs (MACs) of one clip through preset `preset`, counted on meta tensors."""
     cfg = preset if isinstance(preset, ModelConfig) else get_config(preset, **overrides)
     model = create_model(cfg, device="meta")
     video = torch.empty(1, cfg.frames, 3, cfg.image_size, cfg.image_size, device="meta")
-    counter = FlopCounterMode(display=False, depth=None)
-    with compute_mode.counting_mode(), counter, torch.no_grad():
-        model(video)
+    counter = _counted(model, video)
     by_module = counter.get_flop_counts()
     total = counter.get_total_flops() / 2  # FlopCounterMode counts 2 per multiply-add
     inti = sum(
@@ -60,3 +66,18 @@ def count_flops(preset: str | ModelConfig, **overrides: Any) -> FlopReport:
         params=params,
         params_inti=params_inti,
     )
+
+
+def count_split_flops(preset: str | ModelConfig) -> dict[str, float]:
+    """GFLOPs (MACs) of one frame's stem, one window's head and one whole clip (docs/stream.md, "The split")."""
+    cfg = preset if isinstance(preset, ModelConfig) else get_config(preset)
+    model = create_model(cfg, device="meta")
+    c = model.cfg
+    tokens = 1 + c.grid**2
+
+    def gflops(fn, *shape: int) -> float:
+        return _counted(fn, torch.empty(*shape, device="meta")).get_total_flops() / 2 / 1e9
+
+    return {"stem": gflops(model.forward_stem, 1, 3, c.image_size, c.image_size),
+            "head": gflops(model.forward_head, 1, c.frames, tokens, c.width),
+            "full": gflops(model, 1, c.frames, 3, c.image_size, c.image_size)}

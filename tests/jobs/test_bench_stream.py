@@ -10,12 +10,13 @@ from typer.testing import CliRunner
 
 from inti_export.cli import app
 from inti_export.errors import IntiExportError
-from inti_export.jobs.stream_bench import check_strides, run_stream_bench, split_flops
+from inti_export.jobs.stream_bench import check_strides, run_stream_bench
+from inti_export.models.flops import count_split_flops
 
 
 def test_split_flops_add_up():
     """S = T frames of stem + one head is the whole clip: the prediction at S = T is 1."""
-    f = split_flops("test-tiny")
+    f = count_split_flops("test-tiny")
     assert f["stem"] > 0 and f["head"] > 0
     assert 8 * f["stem"] + f["head"] == pytest.approx(f["full"], rel=1e-6)
 
